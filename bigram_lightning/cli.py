@@ -1,0 +1,259 @@
+"""`python train.py`: parse the config, train, test, and write the run's summary."""
+
+import json
+import netrc
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Literal, Optional, Union
+from urllib.parse import urlparse
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from bigram_lightning.callbacks import CountBaseline, SampleNames
+from bigram_lightning.counts import count_logprobs, nll_from_counts
+from bigram_lightning.data import BigramDataModule
+from bigram_lightning.errors import UserError
+from bigram_lightning.model import BigramLM
+
+# ddp re-runs this command once per extra device; they find the run directory of the first process here
+RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
+# the Trainer flags that also work without the `trainer.` prefix, as in `python train.py --accelerator gpu`
+TRAINER_SHORTCUTS = {
+    "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
+    "devices": (Union[int, str, list[int]], "auto", "how many devices (or which) to train on"),
+    "strategy": (str, "auto", "auto, ddp, …: how the devices share the work"),
+    "num_nodes": (int, 1, "machines taking part in distributed training"),
+    "precision": (Optional[str], None, "32-true (default), bf16-mixed, 16-mixed, 64-true"),
+    "max_epochs": (int, 10, "passes over the training pairs"),
+}
+
+
+def config_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+class BigramCLI(LightningCLI):
+    def __init__(self, args: Optional[list[str]] = None) -> None:
+        super().__init__(
+            BigramLM,
+            BigramDataModule,
+            save_config_callback=None,  # config.yaml is written into the run directory by `main`
+            trainer_defaults={
+                "use_distributed_sampler": False,  # BatchIndexSampler shards by rank itself
+                "num_sanity_val_steps": 0,
+                "log_every_n_steps": 10,
+            },
+            parser_kwargs={
+                "default_config_files": [str(config_dir() / "default.yaml")],
+                "description": "Train makemore's bigram neural net on a word list, then test it.",
+            },
+            args=args,
+            run=False,
+            auto_configure_optimizers=False,
+        )
+
+    def add_default_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--seed", type=int, default=2147483647,
+            help="seeds W's initialisation, the word split, the batch order and the samples",
+        )
+
+    def _set_seed(self) -> None:
+        """Never seed the global RNGs: every random draw goes through a generator seeded from --seed."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(SampleNames, "samples")
+        for target in ("model.init_seed", "data.seed", "samples.seed"):
+            parser.link_arguments("seed", target)
+        for name, (type_, default, help_) in TRAINER_SHORTCUTS.items():
+            parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
+            parser.link_arguments(name, f"trainer.{name}")
+        parser.add_argument(
+            "--ckpt_path", type=Optional[str], default=None,
+            help="resume: 'last' (the most recent run under --runs_dir) or a checkpoint file",
+        )
+        parser.add_argument("--runs_dir", type=str, default="runs", help="where each run gets its own directory")
+        parser.add_argument(
+            "--logger", type=Literal["wandb", "csv", "none"], default="wandb",
+            help="wandb (Weights & Biases), csv (metrics.csv in the run directory) or none",
+        )
+        parser.add_argument("--wandb.project", type=str, default="bigram-lightning", help="W&B project")
+        parser.add_argument(
+            "--wandb.mode", type=Literal["auto", "online", "offline", "disabled"], default="auto",
+            help="auto: online when W&B has an API key and is reachable, else offline (sync later)",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path)
+        self.config.trainer.default_root_dir = str(self.run_dir)
+
+    def instantiate_trainer(self, **kwargs):
+        self.checkpoint = ModelCheckpoint(
+            dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
+            save_last=True, save_top_k=1,
+        )
+        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), self.checkpoint]
+        return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
+
+    def make_logger(self):
+        if self.config.logger == "none":
+            return False
+        if self.config.logger == "csv":
+            return CSVLogger(self.run_dir, name="", version="")
+        info = json.loads((self.run_dir / "run.json").read_text())
+        mode = wandb_mode(self.config.wandb.mode)
+        return WandbLogger(
+            project=self.config.wandb.project, name=self.run_dir.name, save_dir=str(self.run_dir),
+            id=info["wandb_id"], resume="allow", mode=mode,
+        )
+
+
+def wandb_mode(requested: str) -> str:
+    """Online only when it can work: an API key and a reachable server; otherwise offline, never a prompt or a hang."""
+    if requested != "auto":
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        has_key = bool(os.environ.get("WANDB_API_KEY")) or netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        has_key = False
+    if not has_key:
+        return "offline"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return "online"
+    except OSError:
+        return "offline"
+
+
+def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
+    """The run directory: the resumed run's, or a new one named by the time (never by the W&B id)."""
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV]), False
+    if ckpt_path is not None:
+        run_dir = Path(ckpt_path).resolve().parent.parent
+        if (run_dir / "run.json").is_file():
+            return run_dir, False
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, n = Path(runs_dir) / stamp, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(runs_dir) / f"{stamp}-{n}"
+    run_dir.mkdir(parents=True)
+    # the W&B id is the run's handle in W&B only: random, so that runs of two users never collide
+    (run_dir / "run.json").write_text(json.dumps({"wandb_id": secrets.token_hex(4)}) + "\n")
+    return run_dir, True
+
+
+def latest_checkpoint(runs_dir: str) -> Path:
+    lasts = sorted(Path(runs_dir).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not lasts:
+        raise UserError(f"--ckpt_path last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first")
+    return lasts[-1]
+
+
+def resume_args(args: list[str]) -> list[str]:
+    """Resolve `--ckpt_path last` and put the resumed run's config first, so that its settings carry over
+    and flags given now (say a larger --max_epochs) override them."""
+    def value(flag: str, default: Optional[str]) -> Optional[str]:
+        for i, a in enumerate(args):
+            if a == flag and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+        return default
+
+    ckpt = value("--ckpt_path", None)
+    if ckpt is None:
+        return args
+    path = latest_checkpoint(value("--runs_dir", "runs")) if ckpt == "last" else Path(ckpt)
+    if not path.is_file():
+        raise UserError(f"--ckpt_path {ckpt}: no such checkpoint file")
+    rest = [a for i, a in enumerate(args) if not (a.startswith("--ckpt_path") or args[i - 1 : i] == ["--ckpt_path"])]
+    config = path.resolve().parent.parent / "config.yaml"
+    prefix = ["--config", str(config)] if config.is_file() else []
+    return prefix + rest + ["--ckpt_path", str(path)]
+
+
+def final_nlls(model: BigramLM, datamodule: BigramDataModule) -> dict[str, float]:
+    """The net's and the count model's NLL on every split, exactly, from the split's bigram counts (O(V²))."""
+    logprobs = model.W.detach().double().log_softmax(dim=1)
+    count = count_logprobs(datamodule.counts["train"])
+    out = {}
+    for s in ("train", "val", "test"):
+        out[f"{s}_loss"] = nll_from_counts(logprobs, datamodule.counts[s])
+        out[f"{s}_count_nll"] = nll_from_counts(count, datamodule.counts[s])
+    return out
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    start = time.perf_counter()
+    args = sys.argv[1:] if args is None else list(args)
+    # num_workers=0 is deliberate: batches are slices of in-memory tensors, worker processes would only add IPC
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    cli = None
+    try:
+        cli = BigramCLI(args=resume_args(args))
+        run_dir, trainer, model, dm = cli.run_dir, cli.trainer, cli.model, cli.datamodule
+        if trainer.is_global_zero:
+            cli.parser.save(cli.config, run_dir / "config.yaml", overwrite=True, skip_none=False)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path)
+        trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if cli is not None and cli.new_run and not (cli.run_dir / "checkpoints").exists():
+            shutil.rmtree(cli.run_dir, ignore_errors=True)  # no empty run directory left looking like a real run
+        return 2
+    except MisconfigurationException as e:
+        print(f"error: {e}".splitlines()[0], file=sys.stderr)
+        return 2
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+    if not trainer.is_global_zero:
+        return 0
+
+    summary = {
+        **final_nlls(model, dm),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_ckpt": cli.checkpoint.best_model_path,
+        "last_ckpt": str(run_dir / "checkpoints" / "last.ckpt"),
+        "data_path": dm.hparams.data_file,
+        "data_sha256": dm.hparams.data_sha256,
+        "vocab": dm.vocab.itos,
+        "run_dir": str(run_dir),
+        "wandb_dir": None,
+        "wandb_id": None,
+    }
+    wandb_line = f"W&B: off (--logger {cli.config.logger})"
+    if isinstance(trainer.logger, WandbLogger):
+        experiment = trainer.logger.experiment
+        summary["wandb_dir"] = str(Path(experiment.dir).parent)
+        summary["wandb_id"] = experiment.id
+        offline = experiment.settings.mode in ("offline", "dryrun")
+        experiment.finish()
+        wandb_line = (
+            f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {summary['wandb_dir']}"
+            if offline else f"W&B: {experiment.url}"
+        )
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\n{'':8}{'net':>8}{'count model (+1)':>18}")
+    for s in ("train", "val", "test"):
+        print(f"{s + ' NLL':<8}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
+    print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
+    print(f"summary: {path}")
+    return 0

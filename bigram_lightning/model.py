@@ -1,0 +1,111 @@
+"""The bigram neural net: one V×V weight matrix W, logits = one-hot(x) @ W, softmax, NLL of the next character."""
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from bigram_lightning.errors import UserError
+
+
+class BigramLM(L.LightningModule):
+    def __init__(
+        self,
+        vocab: str = "",
+        lr: float = 20.0,
+        momentum: float = 0.9,
+        lr_decay: float = 0.7,
+        reg: float = 0.0,
+        init_seed: int = 2147483647,
+    ) -> None:
+        """The bigram language model of makemore part 1.
+
+        Args:
+            vocab: the characters, boundary '.' first ('.abc…z' on names.txt). Empty: taken from the data.
+            lr: SGD learning rate.
+            momentum: SGD momentum (0 is the notebooks' plain `W.data -= lr * W.grad`).
+            lr_decay: the learning rate is multiplied by this after every epoch (1 keeps it constant).
+            reg: weight of the smoothing term reg * (W**2).mean(), the notebooks' regularisation.
+            init_seed: seeds the torch.Generator that draws the initial W (torch.randn), as in the notebooks.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        for name, value in (("lr", lr), ("lr_decay", lr_decay)):
+            if not value > 0:  # also refuses NaN
+                raise UserError(f"--model.{name} must be a positive number, got {value}")
+        if not (0 <= momentum < 1 and reg >= 0):
+            raise UserError(f"--model.momentum must lie in [0, 1) and --model.reg be >= 0, got {momentum} and {reg}")
+        self.register_parameter("W", None)
+        if vocab:
+            self._init_weights()
+        self.nll = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+
+    def _init_weights(self) -> None:
+        V = len(self.hparams.vocab)
+        g = torch.Generator().manual_seed(self.hparams.init_seed)
+        self.W = nn.Parameter(torch.randn((V, V), generator=g))
+
+    def setup(self, stage: str) -> None:
+        # W is V×V, and V is known once the datamodule has read the data
+        datamodule = self.trainer.datamodule
+        if datamodule is None:
+            return
+        if not self.hparams.vocab:
+            self.hparams.vocab = datamodule.vocab.itos
+            self._init_weights()
+        elif self.hparams.vocab != datamodule.vocab.itos:
+            raise UserError(
+                f"the model's vocabulary {self.hparams.vocab!r} differs from the data's {datamodule.vocab.itos!r}: "
+                "train a new model on this data, or point --data.path at the data the checkpoint was trained on"
+            )
+
+    def forward(self, xenc: torch.Tensor) -> torch.Tensor:
+        return xenc @ self.W  # logits: log-counts of the next character
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        xenc, ys = batch
+        logits = self(xenc)
+        # = -log(softmax(logits)[i, ys[i]]).mean(), through log-softmax so large logits cannot overflow
+        nll = F.cross_entropy(logits, ys)
+        if stage != "train":
+            self.nll[stage].update(nll, weight=len(ys))
+            return nll
+        self.log("train/loss", nll, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(ys))
+        if self.hparams.reg == 0:
+            return nll
+        reg_loss = self.hparams.reg * (self.W**2).mean()
+        self.log("train/reg_loss", reg_loss, on_step=True, on_epoch=True, batch_size=len(ys))
+        return nll + reg_loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "test")
+
+    def _log_epoch(self, stage: str) -> None:
+        loss = self.nll[stage].compute()  # the mean over every pair of the split, synced across devices
+        self.nll[stage].reset()
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log(f"{stage}/ppl", loss.exp())
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum)
+        # decay per epoch (not over max_epochs) so that a resumed run with more epochs follows the same schedule
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    @torch.no_grad()
+    def probs(self) -> torch.Tensor:
+        """P[i, j] = softmax(W)[i, j]: the probability that character j follows character i."""
+        return self.W.float().softmax(dim=1)
