@@ -146,10 +146,10 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool
         if (run_dir / "run.json").is_file():
             return run_dir, False
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = Path(runs_dir) / stamp, 1
+    run_dir, n = Path(runs_dir).resolve() / stamp, 1
     while run_dir.exists():
         n += 1
-        run_dir = Path(runs_dir) / f"{stamp}-{n}"
+        run_dir = run_dir.with_name(f"{stamp}-{n}")
     run_dir.mkdir(parents=True)
     # the W&B id is the run's handle in W&B only: random, so that runs of two users never collide
     (run_dir / "run.json").write_text(json.dumps({"wandb_id": secrets.token_hex(4)}) + "\n")

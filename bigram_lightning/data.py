@@ -8,6 +8,7 @@ import tempfile
 import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
@@ -116,7 +117,8 @@ class PairBatches(Dataset):
 
 
 class BatchIndexSampler(Sampler[torch.Tensor]):
-    """One index tensor per step. The order depends only on (seed, epoch); each rank takes its slice of the global batch."""
+    """One index tensor per step. The order depends only on (seed, epoch); each rank takes its slice of
+    every global batch (batch_size × world_size pairs)."""
 
     def __init__(
         self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
@@ -150,6 +152,8 @@ class BigramDataModule(L.LightningDataModule):
         test_frac: float = 0.1,
         seed: int = 2147483647,
         eval_batch_size: int = 65536,
+        mode: Literal["pairs", "counts"] = "pairs",
+        steps_per_epoch: int = 100,
     ) -> None:
         """Bigram pairs of a word list, split by word into train/val/test.
 
@@ -162,10 +166,14 @@ class BigramDataModule(L.LightningDataModule):
             test_frac: fraction of the words held out for the final test.
             seed: seeds the word split and the order of the training pairs in each epoch.
             eval_batch_size: pairs per validation/test step.
+            mode: pairs: minibatches of one-hot rows, as in the notebooks. counts: every step sees the whole
+                split through its V×V bigram count matrix, which determines the full-batch loss and gradient
+                exactly, in O(V²) per step whatever the corpus size.
+            steps_per_epoch: training steps per epoch in counts mode.
         """
         super().__init__()
         self.save_hyperparameters()
-        for name in ("batch_size", "eval_batch_size"):
+        for name in ("batch_size", "eval_batch_size", "steps_per_epoch"):
             if getattr(self.hparams, name) < 1:
                 raise UserError(f"--data.{name} must be at least 1, got {getattr(self.hparams, name)}")
         if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
@@ -227,6 +235,10 @@ class BigramDataModule(L.LightningDataModule):
         return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])
 
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if self.hparams.mode == "counts":
+            # one-hot of every character at once (the identity) and, as soft targets, the counts of what follows it
+            batch = (torch.arange(len(self.vocab)), self.counts[stage].float())
+            return DataLoader([batch] * (self.hparams.steps_per_epoch if shuffle else 1), batch_size=None)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = BatchIndexSampler(self.num_pairs(stage), batch_size, shuffle, self.hparams.seed, rank, world)
         # batch_size=None: the sampler already yields whole batches, so there is nothing to collate
@@ -244,4 +256,4 @@ class BigramDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
         # one-hot on the device: the host ships V-times fewer bytes (uint8 ids instead of float rows)
         xs, ys = batch
-        return F.one_hot(xs.long(), len(self.vocab)).float(), ys.long()
+        return F.one_hot(xs.long(), len(self.vocab)).float(), (ys if ys.is_floating_point() else ys.long())

@@ -64,12 +64,14 @@ class BigramLM(L.LightningModule):
         return xenc @ self.W  # logits: log-counts of the next character
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        xenc, ys = batch
+        xenc, ys = batch  # ys: the next characters, or (counts mode) V×V counts of each next character
         logits = self(xenc)
-        # = -log(softmax(logits)[i, ys[i]]).mean(), through log-softmax so large logits cannot overflow
-        nll = F.cross_entropy(logits, ys)
+        # -log softmax(logits)[i, ys[i]] summed, through log-softmax so large logits cannot overflow;
+        # with counts as soft targets it is the same sum over every pair the counts stand for
+        n = ys.sum() if ys.is_floating_point() else len(ys)
+        nll = F.cross_entropy(logits, ys, reduction="sum") / n
         if stage != "train":
-            self.nll[stage].update(nll, weight=len(ys))
+            self.nll[stage].update(nll, weight=n)
             return nll
         self.log("train/loss", nll, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(ys))
         if self.hparams.reg == 0:

@@ -1,0 +1,62 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bigram_lightning.cli import main
+from bigram_lightning.data import census_first_names
+
+REPO = Path(__file__).resolve().parents[1]
+# makemore's names.txt is never committed; the tests read the copy in ../shared/data/
+NAMES_TXT = Path(os.environ.get("BIGRAM_NAMES_TXT", REPO.parent / "shared" / "data" / "names.txt"))
+
+
+@pytest.fixture(scope="session")
+def names_txt() -> Path:
+    if not NAMES_TXT.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{NAMES_TXT} is missing: CI needs makemore's names.txt there")
+        pytest.skip(f"makemore's names.txt not found at {NAMES_TXT} (set BIGRAM_NAMES_TXT)")
+    return NAMES_TXT
+
+
+@pytest.fixture(scope="session")
+def names_words(names_txt) -> list[str]:
+    return names_txt.read_text().splitlines()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A fresh working directory per test; W&B offline, as with no network."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    return tmp_path
+
+
+@pytest.fixture
+def words_file(workdir) -> Path:
+    """600 real first names: enough for train/val/test splits, small enough for a run in about a second."""
+    path = workdir / "words.txt"
+    path.write_text("\n".join(census_first_names()[::8][:600]) + "\n")
+    return path
+
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--logger", "csv"]
+
+
+@pytest.fixture
+def train(capsys):
+    """Run `python train.py ARGS` in-process; returns (exit code, stdout, stderr, summary dict or None)."""
+
+    def run(*args: str, quiet: bool = True):
+        code = main([*(QUIET if quiet else []), *args])
+        out, err = capsys.readouterr()
+        lines = out.strip().splitlines()
+        summary = None
+        if lines and lines[-1].startswith("summary: "):
+            summary = json.loads(Path(lines[-1].removeprefix("summary: ")).read_text())
+        return code, out, err, summary
+
+    return run
