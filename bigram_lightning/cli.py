@@ -1,6 +1,7 @@
 """`python train.py`: parse the config, train, test, and write the run's summary."""
 
 import json
+import logging
 import netrc
 import os
 import secrets
@@ -202,6 +203,15 @@ def main(args: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if args is None else list(args)
     # num_workers=0 is deliberate: batches are slices of in-memory tensors, worker processes would only add IPC
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # main passes the (rewritten) command line to LightningCLI on purpose
+    warnings.filterwarnings("ignore", ".*args parameter is intended to run from within Python.*")
+    # the run directory is ours and already holds run.json when the CSV logger starts in it
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+    # torch deprecated an API that Lightning still calls: nothing a user of this project can act on
+    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
+    )
     cli = None
     try:
         cli = BigramCLI(args=resume_args(args))
@@ -209,12 +219,19 @@ def main(args: Optional[list[str]] = None) -> int:
         if trainer.is_global_zero:
             cli.parser.save(cli.config, run_dir / "config.yaml", overwrite=True, skip_none=False)
         os.environ[RUN_DIR_ENV] = str(run_dir)
+        # read the data now, so that a bad file is reported before W&B or a checkpoint starts (Lightning's
+        # own calls to these hooks then find the work done)
+        dm.prepare_data()
+        dm.setup("fit")
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path)
         trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        if cli is not None and cli.new_run and not (cli.run_dir / "checkpoints").exists():
-            shutil.rmtree(cli.run_dir, ignore_errors=True)  # no empty run directory left looking like a real run
+        if cli is not None:
+            if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.logger._experiment is not None:
+                cli.trainer.logger.experiment.finish(exit_code=2, quiet=True)
+            if cli.new_run and not (cli.run_dir / "checkpoints").exists():
+                shutil.rmtree(cli.run_dir, ignore_errors=True)  # no empty run directory looking like a real run
         return 2
     except MisconfigurationException as e:
         print(f"error: {e}".splitlines()[0], file=sys.stderr)
@@ -251,9 +268,9 @@ def main(args: Optional[list[str]] = None) -> int:
     summary["seconds"] = round(time.perf_counter() - start, 3)
     path = run_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\n{'':8}{'net':>8}{'count model (+1)':>18}")
+    print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
     for s in ("train", "val", "test"):
-        print(f"{s + ' NLL':<8}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
+        print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
     print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
     print(f"summary: {path}")
     return 0

@@ -1,0 +1,152 @@
+"""`python train.py`, in-process: run directories, samples, summary, resume, W&B, configs, help and errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigram_lightning.cli import BigramCLI, config_dir, main, wandb_mode
+from bigram_lightning.counts import count_logprobs
+from bigram_lightning.data import BigramDataModule
+
+SUMMARY_KEYS = {
+    "train_loss", "val_loss", "test_loss", "val_count_nll", "test_count_nll", "epochs", "global_step",
+    "best_ckpt", "last_ckpt", "data_path", "data_sha256", "wandb_dir", "seconds",
+}
+
+
+def run_dirs(workdir: Path) -> list[Path]:
+    return sorted(p for p in (workdir / "runs").glob("*") if p.is_dir()) if (workdir / "runs").exists() else []
+
+
+def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, train):
+    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    samples = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(" samples: ")[0] for line in samples] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["epochs"] == 3 and summary["global_step"] > 0
+    (run,) = run_dirs(workdir)
+    assert lines[-1] == f"summary: {run / 'summary.json'}"
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert Path(summary["last_ckpt"]) == run / "checkpoints" / "last.ckpt" and Path(summary["best_ckpt"]).is_file()
+    assert summary["data_path"] == "words.txt" and len(summary["data_sha256"]) == 64
+    # the printed table is the summary's numbers
+    assert f"val NLL   {summary['val_loss']:>8.4f}{summary['val_count_nll']:>18.4f}" in out
+
+
+def test_samples_marks_new_names_and_is_reproducible(workdir, words_file, train):
+    outs = [train("--data.path", "words.txt", "--max_epochs", "1")[1] for _ in range(2)]
+    line0 = [line for line in outs[0].splitlines() if line.startswith("epoch 0 samples:")]
+    line1 = [line for line in outs[1].splitlines() if line.startswith("epoch 0 samples:")]
+    assert line0 == line1 and len(line0) == 1
+    words = set(words_file.read_text().split())
+    names = line0[0].removeprefix("epoch 0 samples: ").split()
+    assert all(name.endswith("*") == (name.rstrip("*") not in words) for name in names)
+
+
+def test_resume_last_continues_the_same_run(workdir, words_file, train):
+    code, _, _, first = train("--data.path", "words.txt", "--max_epochs", "2", "--model.lr", "5")
+    assert code == 0
+    code, out, err, second = train("--ckpt_path", "last", "--max_epochs", "4")
+    assert code == 0, err
+    assert len(run_dirs(workdir)) == 1 and second["last_ckpt"] == first["last_ckpt"]
+    assert second["epochs"] == 4 and second["global_step"] == 2 * first["global_step"]
+    assert "epoch 2 samples:" in out and "epoch 0 samples:" not in out
+    # the resumed run keeps its own settings (lr 5, the data file) unless told otherwise
+    ckpt = torch.load(second["last_ckpt"], weights_only=True)
+    assert ckpt["hyper_parameters"]["lr"] == 5
+
+
+def test_resume_from_a_checkpoint_file(workdir, words_file, train):
+    _, _, _, first = train("--data.path", "words.txt", "--max_epochs", "1")
+    code, _, err, second = train("--data.path", "words.txt", "--ckpt_path", first["last_ckpt"], "--max_epochs", "2")
+    assert code == 0, err
+    assert second["global_step"] == 2 * first["global_step"] and second["run_dir"] == first["run_dir"]
+
+
+def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train):
+    code, out, err, first = train("--data.path", "words.txt", "--max_epochs", "1", "--logger", "wandb")
+    assert code == 0, err
+    run = Path(first["run_dir"])
+    files = list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    assert f"wandb sync {first['wandb_dir']}" in out
+    _, _, _, second = train("--ckpt_path", "last", "--max_epochs", "2", "--logger", "wandb")
+    assert second["wandb_id"] == first["wandb_id"]
+    assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
+
+
+def test_W_is_basically_N(workdir, names_txt, train):
+    """Trained to convergence, softmax(W) is the count model's P of the data it was trained on."""
+    code, _, err, summary = train(
+        "--data.path", str(names_txt), "--data.mode", "counts", "--max_epochs", "3",
+        "--model.lr", "50", "--model.lr_decay", "1", "--samples.num", "0",
+    )
+    assert code == 0, err
+    W = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]
+    dm = BigramDataModule(path=str(names_txt))
+    dm.setup("fit")
+    P = count_logprobs(dm.counts["train"], smoothing=0).exp()
+    assert (W.double().softmax(1) - P).abs().max().item() <= 0.01
+    assert abs(summary["val_loss"] - summary["val_count_nll"]) < 0.01
+
+
+def test_help_documents_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--accelerator", "--devices", "--strategy", "--max_epochs", "--precision", "--num_nodes",
+                 "--config", "--model.lr", "--model.reg", "--data.path", "--data.batch_size", "--seed",
+                 "--logger", "--ckpt_path", "--samples.num", "--wandb.mode"):
+        assert flag in out
+    assert "SGD learning rate" in out and "one word per line" in out
+
+
+def test_print_config_shows_the_resolved_config(capsys):
+    with pytest.raises(SystemExit):
+        main(["--model.lr", "3", "--print_config"])
+    out = capsys.readouterr().out
+    assert "lr: 3.0" in out and "batch_size: 4096" in out
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in config_dir().glob("*.yaml")))
+def test_every_shipped_config_parses_and_instantiates(workdir, config):
+    args = ["--config", str(config_dir() / config)]
+    if "gpu" in config and not torch.cuda.is_available():
+        args += ["--accelerator", "cpu"]  # parse what ships; a CPU machine cannot build a GPU trainer
+    cli = BigramCLI(args=args)
+    assert cli.trainer.max_epochs == cli.config.max_epochs
+    assert cli.datamodule.hparams.batch_size == cli.config.data.batch_size
+    assert cli.model.hparams.lr == cli.config.model.lr
+
+
+def test_missing_data_file_is_one_line_and_leaves_nothing(workdir, train):
+    code, out, err, summary = train("--data.path", "nope.txt")
+    assert code == 2 and summary is None
+    assert err.strip().splitlines()[-1:] == [
+        "error: data file nope.txt not found: pass --data.path to a UTF-8 text file with one word per line"
+    ]
+    assert "Traceback" not in err and "Warning" not in err
+    assert run_dirs(workdir) == []
+
+
+def test_resume_without_runs_is_a_clear_error(workdir, train):
+    code, _, err, _ = train("--ckpt_path", "last")
+    assert code == 2 and "no run under runs/ has checkpoints/last.ckpt" in err
+
+
+def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path):
+    for var in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # a key, but no server
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("auto") == "disabled" and wandb_mode("online") == "online"

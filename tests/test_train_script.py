@@ -1,0 +1,66 @@
+"""The real command, `python train.py`, in a fresh process: what a user runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_py(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["HOME"] = str(cwd)  # no W&B credentials: the run must go offline by itself
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def summary_of(proc: subprocess.CompletedProcess) -> dict:
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: "), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(Path(last.removeprefix("summary: ")).read_text())
+
+
+def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
+    (tmp_path / "data").mkdir()
+    shutil.copy(names_txt, tmp_path / "data" / "names.txt")
+    proc = train_py(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    samples = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" samples: ")[0] for line in samples] == [f"epoch {n}" for n in range(10)]
+    summary = summary_of(proc)
+    assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.01
+    assert abs(summary["test_loss"] - summary["test_count_nll"]) <= 0.01
+    wandb_files = list(Path(summary["wandb_dir"]).glob(f"run-{summary['wandb_id']}.wandb"))
+    assert wandb_files and "wandb sync" in proc.stdout
+
+    resumed = train_py(tmp_path, "--ckpt_path", "last", "--max_epochs", "12")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = summary_of(resumed)
+    assert after["global_step"] == summary["global_step"] * 12 // 10
+    assert after["wandb_id"] == summary["wandb_id"] and after["run_dir"] == summary["run_dir"]
+
+
+def test_bad_input_exits_non_zero_with_one_line(tmp_path):
+    proc = train_py(tmp_path, "--data.path", "missing.txt", "--max_epochs", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: data file missing.txt not found")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_run(tmp_path, names_txt):
+    (tmp_path / "data").mkdir()
+    shutil.copy(names_txt, tmp_path / "data" / "names.txt")
+    proc = train_py(tmp_path, "--accelerator", "gpu", "--max_epochs", "3", "--logger", "csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = summary_of(proc)
+    assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.02
