@@ -143,11 +143,11 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
     if ckpt_path is not None:
-        run_dir = Path(ckpt_path).resolve().parent.parent
+        run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parent.parent))
         if (run_dir / "run.json").is_file():
             return run_dir, False
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = Path(runs_dir).resolve() / stamp, 1
+    run_dir, n = Path(runs_dir) / stamp, 1
     while run_dir.exists():
         n += 1
         run_dir = run_dir.with_name(f"{stamp}-{n}")
