@@ -29,7 +29,7 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 3 and summary["global_step"] > 0
-    (run,) = run_dirs(workdir)
+    (run,) = [p.relative_to(workdir) for p in run_dirs(workdir)]
     assert lines[-1] == f"summary: {run / 'summary.json'}"
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
     assert Path(summary["last_ckpt"]) == run / "checkpoints" / "last.ckpt" and Path(summary["best_ckpt"]).is_file()

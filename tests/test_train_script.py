@@ -22,10 +22,11 @@ def train_py(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Complete
     )
 
 
-def summary_of(proc: subprocess.CompletedProcess) -> dict:
+def summary_of(proc: subprocess.CompletedProcess, cwd: Path) -> dict:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("summary: "), proc.stdout[-2000:] + proc.stderr[-2000:]
-    return json.loads(Path(last.removeprefix("summary: ")).read_text())
+    summary = json.loads((cwd / last.removeprefix("summary: ")).read_text())
+    return {k: str(cwd / v) if k.endswith(("_dir", "_ckpt")) and v else v for k, v in summary.items()}
 
 
 def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
@@ -35,7 +36,7 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(" samples: ")[0] for line in samples] == [f"epoch {n}" for n in range(10)]
-    summary = summary_of(proc)
+    summary = summary_of(proc, tmp_path)
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.01
     assert abs(summary["test_loss"] - summary["test_count_nll"]) <= 0.01
     wandb_files = list(Path(summary["wandb_dir"]).glob(f"run-{summary['wandb_id']}.wandb"))
@@ -43,7 +44,7 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
 
     resumed = train_py(tmp_path, "--ckpt_path", "last", "--max_epochs", "12")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = summary_of(resumed)
+    after = summary_of(resumed, tmp_path)
     assert after["global_step"] == summary["global_step"] * 12 // 10
     assert after["wandb_id"] == summary["wandb_id"] and after["run_dir"] == summary["run_dir"]
 
@@ -62,5 +63,5 @@ def test_gpu_run(tmp_path, names_txt):
     shutil.copy(names_txt, tmp_path / "data" / "names.txt")
     proc = train_py(tmp_path, "--accelerator", "gpu", "--max_epochs", "3", "--logger", "csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = summary_of(proc)
+    summary = summary_of(proc, tmp_path)
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.02
