@@ -48,7 +48,7 @@ class CountBaseline(L.Callback):
     """Logs `val/count_nll` and `test/count_nll`: the +1-smoothed count model of the training split."""
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("val/count_nll", trainer.datamodule.count_nll("val"))
+        pl_module.log("val/count_nll", trainer.datamodule.count_nll("val"), sync_dist=True)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"))
+        pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)

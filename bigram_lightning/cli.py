@@ -245,7 +245,7 @@ def main(args: Optional[list[str]] = None) -> int:
         **final_nlls(model, dm),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "best_ckpt": cli.checkpoint.best_model_path,
+        "best_ckpt": os.path.relpath(cli.checkpoint.best_model_path),
         "last_ckpt": str(run_dir / "checkpoints" / "last.ckpt"),
         "data_path": dm.hparams.data_file,
         "data_sha256": dm.hparams.data_sha256,

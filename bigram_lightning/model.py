@@ -61,13 +61,15 @@ class BigramLM(L.LightningModule):
             )
 
     def forward(self, xenc: torch.Tensor) -> torch.Tensor:
-        return xenc @ self.W  # logits: log-counts of the next character
+        return xenc.to(self.W.dtype) @ self.W  # logits: log-counts of the next character
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         xenc, ys = batch  # ys: the next characters, or (counts mode) V×V counts of each next character
         logits = self(xenc)
         # -log softmax(logits)[i, ys[i]] summed, through log-softmax so large logits cannot overflow;
         # with counts as soft targets it is the same sum over every pair the counts stand for
+        if ys.is_floating_point():
+            ys = ys.to(logits.dtype)
         n = ys.sum() if ys.is_floating_point() else len(ys)
         nll = F.cross_entropy(logits, ys, reduction="sum") / n
         if stage != "train":
@@ -92,8 +94,9 @@ class BigramLM(L.LightningModule):
     def _log_epoch(self, stage: str) -> None:
         loss = self.nll[stage].compute()  # the mean over every pair of the split, synced across devices
         self.nll[stage].reset()
-        self.log(f"{stage}/loss", loss, prog_bar=True)
-        self.log(f"{stage}/ppl", loss.exp())
+        # the metric has already reduced over devices: sync_dist only tells Lightning the value is global
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/ppl", loss.exp(), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -150,3 +150,14 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path):
     assert wandb_mode("auto") == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_mode("auto") == "disabled" and wandb_mode("online") == "online"
+
+
+@pytest.mark.parametrize("precision", ["64-true", "bf16-mixed"])
+@pytest.mark.parametrize("mode", ["pairs", "counts"])
+def test_precisions_and_modes_train(workdir, words_file, train, precision, mode):
+    code, _, err, summary = train(
+        "--data.path", "words.txt", "--max_epochs", "2", "--precision", precision, "--data.mode", mode,
+        "--samples.num", "2", "--data.batch_size", "128",
+    )
+    assert code == 0, err
+    assert summary["val_loss"] < 3.0  # from ~3.8 at the random init

@@ -65,3 +65,19 @@ def test_gpu_run(tmp_path, names_txt):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc, tmp_path)
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.02
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    from bigram_lightning.data import census_first_names
+
+    (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:1000]) + "\n")
+    proc = train_py(
+        tmp_path, "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--data.path", "words.txt",
+        "--max_epochs", "2", "--logger", "csv", "--trainer.enable_progress_bar", "false", "--data.batch_size", "128",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = summary_of(proc, tmp_path)
+    # one run directory for both processes, samples printed by rank 0 only
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert sum(line.startswith("epoch 0 samples:") for line in proc.stdout.splitlines()) == 1
+    assert summary["val_loss"] < 3.0
