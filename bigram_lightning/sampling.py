@@ -6,13 +6,16 @@ from bigram_lightning.vocab import Vocab
 
 
 @torch.no_grad()
-def sample(probs: torch.Tensor, num: int, generator: torch.Generator, max_len: int = 50) -> torch.Tensor:
+def sample(
+    probs: torch.Tensor, num: int, generator: torch.Generator, max_len: int = 50, start: int = 0
+) -> torch.Tensor:
     """Token ids (num × L, L ≤ max_len) of `num` names drawn one character at a time, all names in one batch.
 
-    Row i of `probs` is the distribution of the character after i; every name starts after the boundary
-    (index 0) and ends at the first 0 it draws, or at max_len characters. Positions after the end hold 0.
+    Row i of `probs` is the distribution of the character after i; every name continues after token
+    `start` (the boundary, 0, for a name from scratch; the last character of a prefix to continue one) and
+    ends at the first 0 it draws, or at max_len characters. Positions after the end hold 0.
     """
-    ix = torch.zeros(num, dtype=torch.long, device=probs.device)
+    ix = torch.full((num,), start, dtype=torch.long, device=probs.device)
     out = torch.zeros(num, max_len, dtype=torch.long, device=probs.device)
     alive = torch.ones(num, dtype=torch.bool, device=probs.device)
     for t in range(max_len):

@@ -37,3 +37,9 @@ def test_characters_follow_the_probabilities():
     names = decode(sample(probs, 20000, torch.Generator().manual_seed(0)), VOCAB)
     freq = {ch: sum(n == ch for n in names) / len(names) for ch in "abc"}
     assert abs(freq["a"] - 0.7) < 0.02 and abs(freq["b"] - 0.2) < 0.02 and abs(freq["c"] - 0.1) < 0.02
+
+
+def test_start_continues_after_a_given_character():
+    probs = torch.zeros(4, 4)
+    probs[0, 1] = probs[1, 2] = probs[2, 3] = probs[3, 0] = 1
+    assert decode(sample(probs, 3, torch.Generator().manual_seed(0), start=2), VOCAB) == ["c"] * 3
