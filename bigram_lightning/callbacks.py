@@ -1,4 +1,4 @@
-"""Callbacks: generated names every epoch, and the count model's NLL logged beside the net's."""
+"""Callbacks: generated names every epoch, the count model's NLL beside the net's, and the data's provenance."""
 
 import lightning as L
 import torch
@@ -52,3 +52,11 @@ class CountBaseline(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
+
+
+class DataProvenance(L.Callback):
+    """Logs the data file the run read and its SHA-256 (Lightning logs only the init arguments, the path)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams({k: trainer.datamodule.hparams[k] for k in ("data_file", "data_sha256")})

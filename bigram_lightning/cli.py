@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from bigram_lightning.callbacks import CountBaseline, SampleNames
+from bigram_lightning.callbacks import CountBaseline, DataProvenance, SampleNames
 from bigram_lightning.counts import count_logprobs, nll_from_counts
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
@@ -94,15 +94,30 @@ class BigramCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
+        # read the data first: a bad file is reported before anything is written, and the model is built
+        # knowing its vocabulary (so W exists from __init__ and the logged hyperparameters hold it)
+        self.data = BigramDataModule(**self.config.data)
+        self.data.prepare_data()
+        self.data.setup("fit")
+        if self.config.model.vocab and self.config.model.vocab != self.data.vocab.itos:
+            raise UserError(
+                f"the checkpoint's vocabulary {self.config.model.vocab!r} differs from the data's "
+                f"{self.data.vocab.itos!r}: resume with the data it was trained on (--data.path)"
+            )
+        self.config.model.vocab = self.data.vocab.itos
         self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path)
         self.config.trainer.default_root_dir = str(self.run_dir)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        self.datamodule = self.data  # the same settings, and it has already read the data
 
     def instantiate_trainer(self, **kwargs):
         self.checkpoint = ModelCheckpoint(
             dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
             save_last=True, save_top_k=1,
         )
-        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), self.checkpoint]
+        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), DataProvenance(), self.checkpoint]
         return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
 
     def make_logger(self):
@@ -219,10 +234,6 @@ def main(args: Optional[list[str]] = None) -> int:
         if trainer.is_global_zero:
             cli.parser.save(cli.config, run_dir / "config.yaml", overwrite=True, skip_none=False)
         os.environ[RUN_DIR_ENV] = str(run_dir)
-        # read the data now, so that a bad file is reported before W&B or a checkpoint starts (Lightning's
-        # own calls to these hooks then find the work done)
-        dm.prepare_data()
-        dm.setup("fit")
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path)
         trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)
     except UserError as e:

@@ -195,8 +195,8 @@ class BigramDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         path = Path(self.hparams.path)
-        if path.exists() or self.hparams.path != DEFAULT_PATH:
-            return
+        if path.exists() or self.hparams.path != DEFAULT_PATH or self.vocab is not None:
+            return  # (a set-up datamodule has its data: no second download attempt in one run)
         try:
             download(MAKEMORE_URL, path, MAKEMORE_SHA256)
             print(f"downloaded {MAKEMORE_URL} to {path} (SHA-256 verified)", file=sys.stderr)

@@ -161,3 +161,15 @@ def test_precisions_and_modes_train(workdir, words_file, train, precision, mode)
     )
     assert code == 0, err
     assert summary["val_loss"] < 3.0  # from ~3.8 at the random init
+
+
+def test_wandb_gets_the_hyperparameters_and_data_provenance(workdir, words_file, train, monkeypatch):
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged = {}
+    log_hyperparams = WandbLogger.log_hyperparams
+    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params: logged.update(params) or log_hyperparams(self, params))
+    code, _, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--logger", "wandb", "--seed", "7")
+    assert code == 0, err
+    assert logged["data_sha256"] == summary["data_sha256"] and logged["data_file"] == "words.txt"
+    assert logged["vocab"] == summary["vocab"] and logged["seed"] == 7 and logged["init_seed"] == 7
