@@ -60,3 +60,36 @@ def train(capsys):
         return code, out, err, summary
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A directory where train.py has run once (2 epochs on 600 names, CSV logger): the tools' test bench.
+    Tests cd into it with `in_trained`; they must not change it."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "words.txt").write_text("\n".join(census_first_names()[::8][:600]) + "\n")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main([*QUIET, "--data.path", "words.txt", "--max_epochs", "2", "--samples.num", "0"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.fixture
+def in_trained(trained, monkeypatch) -> Path:
+    monkeypatch.chdir(trained)
+    return trained
+
+
+@pytest.fixture
+def tool(capsys):
+    """Run a tool's main(argv) in-process; returns (exit code, stdout, stderr)."""
+
+    def run(main_fn, *args: str):
+        code = main_fn(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
