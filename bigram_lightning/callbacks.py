@@ -1,10 +1,14 @@
-"""Callbacks: generated names every epoch, and the count model's NLL logged beside the net's."""
+"""Callbacks: generated names every epoch, the count model's NLL logged beside the net's, and the pictures."""
+
+from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.errors import UserError
+from bigram_lightning.plot import draw_pictures
 from bigram_lightning.sampling import decode, sample
 
 
@@ -52,3 +56,65 @@ class CountBaseline(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
+
+
+class Pictures(L.Callback):
+    def __init__(self) -> None:
+        """Records the NLL after every epoch (kept in checkpoints, so a resumed run's curve starts at epoch 0 and
+        `bigram-plot` can draw it) and, when training ends, draws the bigram grid and the loss curve into the run
+        directory and logs them to W&B. Also logs `val/loss` against `val/count_nll` as one W&B chart."""
+        self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}; epoch 0 is the initial W
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        # exact NLLs of the current W from the splits' bigram counts, O(V²): the same numbers on every device,
+        # and available now, before ModelCheckpoint saves this epoch (the epoch-mean train/loss is not yet)
+        datamodule = trainer.datamodule
+        logprobs = pl_module.W.detach().double().log_softmax(dim=1)
+        row = {
+            "epoch": epoch,
+            "train_nll": nll_from_counts(logprobs, datamodule.counts["train"]),
+            "val_nll": nll_from_counts(logprobs, datamodule.counts["val"]),
+            "val_count_nll": datamodule.count_nll("val"),
+        }
+        self.history = [r for r in self.history if r["epoch"] < epoch] + [row]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:  # a new run, not a resumed one: record the random initialisation
+            self._record(trainer, pl_module, 0)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._record(trainer, pl_module, trainer.current_epoch + 1)
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                import wandb  # only with a WandbLogger, which has imported it already
+
+                epochs = [r["epoch"] for r in self.history]
+                chart = wandb.plot.line_series(
+                    xs=epochs, ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
+                    keys=["val/loss (net)", "val/count_nll (count model, +1)"],
+                    title="val/loss against val/count_nll", xname="epochs trained",
+                )
+                logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=trainer.global_step)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.default_root_dir)
+        datamodule = trainer.datamodule
+        paths = draw_pictures(
+            pl_module.W, datamodule.counts["train"], self.history, datamodule.vocab, run_dir, subtitle=run_dir.name
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for path in paths:
+                    logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = state_dict["history"]

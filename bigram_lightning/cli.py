@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from bigram_lightning.callbacks import CountBaseline, SampleNames
+from bigram_lightning.callbacks import CountBaseline, Pictures, SampleNames
 from bigram_lightning.counts import count_logprobs, nll_from_counts
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
@@ -102,7 +102,7 @@ class BigramCLI(LightningCLI):
             dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
             save_last=True, save_top_k=1,
         )
-        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), self.checkpoint]
+        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), Pictures(), self.checkpoint]
         return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
 
     def make_logger(self):
