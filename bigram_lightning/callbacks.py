@@ -1,9 +1,11 @@
 """Callbacks: generated names every epoch, the count model's NLL logged beside the net's, and the pictures."""
 
+import math
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
 from bigram_lightning.counts import nll_from_counts
@@ -13,17 +15,18 @@ from bigram_lightning.sampling import decode, sample
 
 
 class SampleNames(L.Callback):
-    def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647) -> None:
+    def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647, verbose: bool = True) -> None:
         """Prints `epoch {n} samples:` and freshly generated names after every training epoch.
 
         Args:
             num: names per epoch (0 turns the line off).
             max_len: longest name, in characters; longer ones are cut.
             seed: with the epoch number, seeds the callback's own torch.Generator (the global RNG is never used).
+            verbose: print the line (--quiet turns it off; W&B still gets the names).
         """
         if num < 0 or max_len < 1:
             raise UserError(f"--samples.num must be >= 0 and --samples.max_len >= 1, got {num} and {max_len}")
-        self.num, self.max_len, self.seed = num, max_len, seed
+        self.num, self.max_len, self.seed, self.verbose = num, max_len, seed, verbose
         self.rows: list[list] = []  # (epoch, name, new) so far: the W&B table grows by epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -35,7 +38,8 @@ class SampleNames(L.Callback):
         datamodule = trainer.datamodule
         names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
         new = [name not in datamodule.train_words for name in names]
-        pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
+        if self.verbose:
+            pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -118,3 +122,18 @@ class Pictures(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = state_dict["history"]
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar showing the loss and the perplexity exp(loss) of the last step and of the last
+    validation, instead of every logged key (and the meaningless W&B version)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        logged = trainer.progress_bar_metrics
+        shown = {}
+        for key, name in (("train/loss_step", "loss"), ("val/loss", "val_loss")):
+            if key in logged:
+                loss = float(logged[key])
+                shown[name] = f"{loss:.4f}"
+                shown[name.replace("loss", "ppl")] = f"{math.exp(loss):.2f}"
+        return shown

@@ -93,3 +93,31 @@ def tool(capsys):
         return code, out, err
 
     return run
+
+
+def read_wandb_records(path: Path) -> list:
+    """The records of an offline run's run-<id>.wandb file: W&B's LevelDB-style log (blocks of 32 KiB, each
+    record in chunks with a 7-byte header: CRC, length, type) of protobuf Records. Lets tests check what a run
+    would upload without a server."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    records, pos, chunks = [], 7, b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            break
+        chunks += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            records.append(record)
+            chunks = b""
+    return records
