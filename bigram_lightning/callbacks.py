@@ -1,25 +1,32 @@
-"""Callbacks: generated names every epoch, the count model's NLL beside the net's, and the data's provenance."""
+"""Callbacks: generated names every epoch, the count model's NLL logged beside the net's, and the pictures."""
+
+import math
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
+from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.errors import UserError
+from bigram_lightning.plot import draw_pictures
 from bigram_lightning.sampling import decode, sample
 
 
 class SampleNames(L.Callback):
-    def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647) -> None:
+    def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647, verbose: bool = True) -> None:
         """Prints `epoch {n} samples:` and freshly generated names after every training epoch.
 
         Args:
             num: names per epoch (0 turns the line off).
             max_len: longest name, in characters; longer ones are cut.
             seed: with the epoch number, seeds the callback's own torch.Generator (the global RNG is never used).
+            verbose: print the line (--quiet turns it off; W&B still gets the names).
         """
         if num < 0 or max_len < 1:
             raise UserError(f"--samples.num must be >= 0 and --samples.max_len >= 1, got {num} and {max_len}")
-        self.num, self.max_len, self.seed = num, max_len, seed
+        self.num, self.max_len, self.seed, self.verbose = num, max_len, seed, verbose
         self.rows: list[list] = []  # (epoch, name, new) so far: the W&B table grows by epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -31,7 +38,8 @@ class SampleNames(L.Callback):
         datamodule = trainer.datamodule
         names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
         new = [name not in datamodule.train_words for name in names]
-        pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
+        if self.verbose:
+            pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -54,9 +62,78 @@ class CountBaseline(L.Callback):
         pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
 
 
-class DataProvenance(L.Callback):
-    """Logs the data file the run read and its SHA-256 (Lightning logs only the init arguments, the path)."""
+class Pictures(L.Callback):
+    def __init__(self) -> None:
+        """Records the NLL after every epoch (kept in checkpoints, so a resumed run's curve starts at epoch 0 and
+        `bigram-plot` can draw it) and, when training ends, draws the bigram grid and the loss curve into the run
+        directory and logs them to W&B. Also logs `val/loss` against `val/count_nll` as one W&B chart."""
+        self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}; epoch 0 is the initial W
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        # exact NLLs of the current W from the splits' bigram counts, O(V²): the same numbers on every device,
+        # and available now, before ModelCheckpoint saves this epoch (the epoch-mean train/loss is not yet)
+        datamodule = trainer.datamodule
+        logprobs = pl_module.W.detach().double().log_softmax(dim=1)
+        row = {
+            "epoch": epoch,
+            "train_nll": nll_from_counts(logprobs, datamodule.counts["train"]),
+            "val_nll": nll_from_counts(logprobs, datamodule.counts["val"]),
+            "val_count_nll": datamodule.count_nll("val"),
+        }
+        self.history = [r for r in self.history if r["epoch"] < epoch] + [row]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:  # a new run, not a resumed one: record the random initialisation
+            self._record(trainer, pl_module, 0)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._record(trainer, pl_module, trainer.current_epoch + 1)
+        if not trainer.is_global_zero:
+            return
         for logger in trainer.loggers:
-            logger.log_hyperparams({k: trainer.datamodule.hparams[k] for k in ("data_file", "data_sha256")})
+            if isinstance(logger, WandbLogger):
+                import wandb  # only with a WandbLogger, which has imported it already
+
+                epochs = [r["epoch"] for r in self.history]
+                chart = wandb.plot.line_series(
+                    xs=epochs, ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
+                    keys=["val/loss (net)", "val/count_nll (count model, +1)"],
+                    title="val/loss against val/count_nll", xname="epochs trained",
+                )
+                logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=trainer.global_step)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.default_root_dir)
+        datamodule = trainer.datamodule
+        paths = draw_pictures(
+            pl_module.W, datamodule.counts["train"], self.history, datamodule.vocab, run_dir, subtitle=run_dir.name
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for path in paths:
+                    logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = state_dict["history"]
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar showing the loss and the perplexity exp(loss) of the last step and of the last
+    validation, instead of every logged key (and the meaningless W&B version)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        logged = trainer.progress_bar_metrics
+        shown = {}
+        for key, name in (("train/loss_step", "loss"), ("val/loss", "val_loss")):
+            if key in logged:
+                loss = float(logged[key])
+                shown[name] = f"{loss:.4f}"
+                shown[name.replace("loss", "ppl")] = f"{math.exp(loss):.2f}"
+        return shown

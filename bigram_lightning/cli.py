@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 from urllib.parse import urlparse
 
+from jsonargparse import ActionYesNo
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from bigram_lightning.callbacks import CountBaseline, DataProvenance, SampleNames
+from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, SampleNames
 from bigram_lightning.counts import count_logprobs, nll_from_counts
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
+from bigram_lightning.plot import GRID_PNG, LOSS_PNG
 
 # ddp re-runs this command once per extra device; they find the run directory of the first process here
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
@@ -92,6 +94,20 @@ class BigramCLI(LightningCLI):
             "--wandb.mode", type=Literal["auto", "online", "offline", "disabled"], default="auto",
             help="auto: online when W&B has an API key and is reachable, else offline (sync later)",
         )
+        parser.add_argument(
+            "--wandb.name", type=Optional[str], default=None, help="W&B run name (default: the run directory's)"
+        )
+        parser.add_argument("--wandb.tags", type=list[str], default=[], help="W&B tags, as in --wandb.tags '[a, b]'")
+        parser.add_argument(
+            "--wandb.log_model", action=ActionYesNo, default=False,
+            help="upload the best and last checkpoints to W&B as an artifact at the end (online runs only)",
+        )
+        parser.add_argument(
+            "--quiet", action=ActionYesNo, default=False,
+            help="for logs and CI: no progress bar, no per-epoch samples, no Lightning or W&B chatter; only the "
+            "final table and errors",
+        )
+        parser.link_arguments("quiet", "samples.verbose", compute_fn=lambda quiet: not quiet)
 
     def before_instantiate_classes(self) -> None:
         # read the data first: a bad file is reported before anything is written, and the model is built
@@ -107,6 +123,11 @@ class BigramCLI(LightningCLI):
         self.config.model.vocab = self.data.vocab.itos
         self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path)
         self.config.trainer.default_root_dir = str(self.run_dir)
+        if self.config.quiet:
+            self.config.trainer.enable_progress_bar = False
+            self.config.trainer.enable_model_summary = False
+            # Lightning's info lines ("GPU available: …"); main restores the level when it returns
+            logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -114,10 +135,14 @@ class BigramCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         self.checkpoint = ModelCheckpoint(
-            dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
-            save_last=True, save_top_k=1,
+            dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1,
         )
-        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), DataProvenance(), self.checkpoint]
+        # a checkpoint of its own for last.ckpt: ModelCheckpoint's save_last writes it only on the epochs
+        # that also save a new best, so it would fall behind the run whenever val/loss stops improving
+        last = ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False)
+        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), Pictures(), self.checkpoint, last]
+        if self.config_init.trainer.enable_progress_bar is not False:
+            callbacks.append(ProgressBar())
         return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
 
     def make_logger(self):
@@ -126,11 +151,22 @@ class BigramCLI(LightningCLI):
         if self.config.logger == "csv":
             return CSVLogger(self.run_dir, name="", version="")
         info = json.loads((self.run_dir / "run.json").read_text())
-        mode = wandb_mode(self.config.wandb.mode)
-        return WandbLogger(
-            project=self.config.wandb.project, name=self.run_dir.name, save_dir=str(self.run_dir),
-            id=info["wandb_id"], resume="allow", mode=mode,
+        cfg = self.config.wandb
+        mode = wandb_mode(cfg.mode)
+        log_model = cfg.log_model and mode == "online"
+        if cfg.log_model and not log_model:
+            print(f"note: --wandb.log_model: the run is {mode}, so no checkpoint is uploaded", file=sys.stderr)
+        logger = WandbLogger(
+            project=cfg.project, name=cfg.name or self.run_dir.name, tags=list(cfg.tags),
+            # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
+            save_dir=str(self.run_dir.resolve()),
+            id=info["wandb_id"], resume="allow", mode=mode, log_model=log_model,
+            settings={"silent": True} if self.config.quiet else None,
         )
+        # Lightning passes wandb.init anonymous=None, which wandb >= 0.22 answers with a deprecation warning on
+        # every run: leave the setting out, its default is the same
+        logger._wandb_init.pop("anonymous", None)
+        return logger
 
 
 def wandb_mode(requested: str) -> str:
@@ -202,6 +238,19 @@ def resume_args(args: list[str]) -> list[str]:
     return prefix + rest + ["--ckpt_path", str(path)]
 
 
+def log_run_config(logger: WandbLogger, config, datamodule: BigramDataModule) -> None:
+    """The resolved config and where the data came from, in wandb.config; the best val/loss in the summary."""
+    resolved = json.loads(json.dumps(config.as_dict(), default=str))  # config file paths become strings
+    words = {s: int((datamodule.streams[s] == 0).sum()) - 1 for s in ("train", "val", "test")}
+    data = {
+        "file": datamodule.hparams.data_file, "sha256": datamodule.hparams.data_sha256,
+        "vocab": datamodule.vocab.itos, "words": words,
+        "pairs": {s: datamodule.num_pairs(s) for s in ("train", "val", "test")},
+    }
+    logger.experiment.config.update({"config": resolved, "data": data}, allow_val_change=True)
+    logger.experiment.define_metric("val/loss", summary="min")
+
+
 def final_nlls(model: BigramLM, datamodule: BigramDataModule) -> dict[str, float]:
     """The net's and the count model's NLL on every split, exactly, from the split's bigram counts (O(V²))."""
     logprobs = model.W.detach().double().log_softmax(dim=1)
@@ -224,6 +273,11 @@ def main(args: Optional[list[str]] = None) -> int:
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")
     # torch deprecated an API that Lightning still calls: nothing a user of this project can act on
     warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+    # full-batch runs (configs/gpu.yaml) and small word lists have fewer steps per epoch than the logging
+    # interval: train/loss is logged per epoch all the same
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
     )
@@ -234,8 +288,10 @@ def main(args: Optional[list[str]] = None) -> int:
         if trainer.is_global_zero:
             cli.parser.save(cli.config, run_dir / "config.yaml", overwrite=True, skip_none=False)
         os.environ[RUN_DIR_ENV] = str(run_dir)
+        if isinstance(trainer.logger, WandbLogger) and trainer.is_global_zero:
+            log_run_config(trainer.logger, cli.config, dm)
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path)
-        trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)
+        trainer.test(model, datamodule=dm, ckpt_path=cli.checkpoint.best_model_path, verbose=False)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         if cli is not None:
@@ -249,6 +305,7 @@ def main(args: Optional[list[str]] = None) -> int:
         return 2
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+        lightning_log.setLevel(level)
     if not trainer.is_global_zero:
         return 0
 
@@ -264,11 +321,12 @@ def main(args: Optional[list[str]] = None) -> int:
         "run_dir": str(run_dir),
         "wandb_dir": None,
         "wandb_id": None,
+        "pictures": [str(run_dir / name) for name in (GRID_PNG, LOSS_PNG) if (run_dir / name).is_file()],
     }
     wandb_line = f"W&B: off (--logger {cli.config.logger})"
     if isinstance(trainer.logger, WandbLogger):
         experiment = trainer.logger.experiment
-        summary["wandb_dir"] = str(Path(experiment.dir).parent)
+        summary["wandb_dir"] = os.path.relpath(Path(experiment.dir).parent)
         summary["wandb_id"] = experiment.id
         offline = experiment.settings.mode in ("offline", "dryrun")
         experiment.finish()
@@ -283,5 +341,6 @@ def main(args: Optional[list[str]] = None) -> int:
     for s in ("train", "val", "test"):
         print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
     print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
+    print(f"pictures: {' '.join(summary['pictures'])}")
     print(f"summary: {path}")
     return 0

@@ -29,6 +29,8 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 3 and summary["global_step"] > 0
+    # last.ckpt is the end of the run, whether or not the last epoch improved val/loss
+    assert torch.load(summary["last_ckpt"], weights_only=True)["global_step"] == summary["global_step"]
     (run,) = [p.relative_to(workdir) for p in run_dirs(workdir)]
     assert lines[-1] == f"summary: {run / 'summary.json'}"
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
@@ -102,7 +104,8 @@ def test_help_documents_the_options(capsys):
     out = capsys.readouterr().out
     for flag in ("--accelerator", "--devices", "--strategy", "--max_epochs", "--precision", "--num_nodes",
                  "--config", "--model.lr", "--model.reg", "--data.path", "--data.batch_size", "--seed",
-                 "--logger", "--ckpt_path", "--samples.num", "--wandb.mode"):
+                 "--logger", "--ckpt_path", "--samples.num", "--wandb.mode", "--wandb.tags", "--wandb.name",
+                 "--wandb.log_model", "--quiet"):
         assert flag in out
     assert "SGD learning rate" in out and "one word per line" in out
 
@@ -163,13 +166,57 @@ def test_precisions_and_modes_train(workdir, words_file, train, precision, mode)
     assert summary["val_loss"] < 3.0  # from ~3.8 at the random init
 
 
-def test_wandb_gets_the_hyperparameters_and_data_provenance(workdir, words_file, train, monkeypatch):
-    from lightning.pytorch.loggers import WandbLogger
+def test_wandb_run_tells_the_story(workdir, words_file, train):
+    """Name, tags, the resolved config with the data's provenance, the val/loss-vs-count chart, the pictures."""
+    from conftest import read_wandb_records
 
-    logged = {}
-    log_hyperparams = WandbLogger.log_hyperparams
-    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params: logged.update(params) or log_hyperparams(self, params))
-    code, _, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--logger", "wandb", "--seed", "7")
+    code, out, err, summary = train(
+        "--data.path", "words.txt", "--max_epochs", "2", "--logger", "wandb", "--wandb.name", "story",
+        "--wandb.tags", "[baseline, small]", "--wandb.log_model",
+    )
     assert code == 0, err
-    assert logged["data_sha256"] == summary["data_sha256"] and logged["data_file"] == "words.txt"
-    assert logged["vocab"] == summary["vocab"] and logged["seed"] == 7 and logged["init_seed"] == 7
+    assert "note: --wandb.log_model: the run is offline, so no checkpoint is uploaded" in err
+    (path,) = Path(summary["wandb_dir"]).glob("run-*.wandb")
+    records = read_wandb_records(path)
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run.display_name == "story" and list(run.tags) == ["baseline", "small"]
+    config = {u.key: json.loads(u.value_json) for r in records if r.HasField("config") for u in r.config.update}
+    assert config["data"]["sha256"] == summary["data_sha256"] and config["data"]["file"] == "words.txt"
+    assert config["data"]["vocab"] == summary["vocab"] and sum(config["data"]["words"].values()) == 600
+    assert config["config"]["max_epochs"] == 2 and config["config"]["wandb"]["tags"] == ["baseline", "small"]
+    # a metric's key; a table or an image is several keys under its name ('samples/_type', …)
+    logged = {item.key or item.nested_key[0] for r in records if r.HasField("history") for item in r.history.item}
+    names = {"val/loss", "val/count_nll", "samples", "charts/val_loss_vs_count_nll_table", "pictures/bigram_grid",
+             "pictures/loss_curve"}
+    assert names <= logged
+    charts = [r for r in records if r.HasField("config") for u in r.config.update if "val/loss against" in u.value_json]
+    assert charts  # the custom line chart's spec: val/loss and val/count_nll on one chart
+    media = Path(summary["wandb_dir"]) / "files" / "media"
+    assert len(list(media.glob("images/pictures/*.png"))) == 2
+    assert summary["pictures"] == [f"{summary['run_dir']}/bigram_grid.png", f"{summary['run_dir']}/loss_curve.png"]
+    assert f"pictures: {' '.join(summary['pictures'])}" in out
+
+
+def test_quiet_prints_no_samples_and_no_bar(workdir, words_file, train):
+    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--quiet", quiet=False)
+    assert code == 0, err
+    assert "samples:" not in out and "Epoch 0" not in out + err
+    assert out.splitlines()[1].split() == ["net", "count", "model", "(+1)"]
+
+
+def test_progress_bar_shows_loss_and_perplexity():
+    from types import SimpleNamespace
+
+    from bigram_lightning.callbacks import ProgressBar
+
+    trainer = SimpleNamespace(progress_bar_metrics={"train/loss_step": 2.5, "val/loss": 2.0, "train/loss_epoch": 3})
+    shown = ProgressBar().get_metrics(trainer, None)
+    assert shown == {"loss": "2.5000", "ppl": "12.18", "val_loss": "2.0000", "val_ppl": "7.39"}
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in config_dir().glob("*.yaml")))
+def test_every_config_key_is_documented(config):
+    """Like `--print_config=comments`: each key of each shipped config says what it does, on its line."""
+    lines = (config_dir() / config).read_text().splitlines()
+    keys = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert keys and [line for line in keys if " # " not in line] == []

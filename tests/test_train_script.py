@@ -41,12 +41,25 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
     assert abs(summary["test_loss"] - summary["test_count_nll"]) <= 0.01
     wandb_files = list(Path(summary["wandb_dir"]).glob(f"run-{summary['wandb_id']}.wandb"))
     assert wandb_files and "wandb sync" in proc.stdout
+    # no wall of warnings at start-up: the ones that do not apply to this project are silenced
+    assert [line for line in proc.stderr.splitlines() if "warn" in line.lower()] == []
 
     resumed = train_py(tmp_path, "--ckpt_path", "last", "--max_epochs", "12")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = summary_of(resumed, tmp_path)
     assert after["global_step"] == summary["global_step"] * 12 // 10
     assert after["wandb_id"] == summary["wandb_id"] and after["run_dir"] == summary["run_dir"]
+
+
+def test_quiet_run_prints_the_result_only(tmp_path):
+    from bigram_lightning.data import census_first_names
+
+    (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:600]) + "\n")
+    proc = train_py(tmp_path, "--quiet", "--data.path", "words.txt", "--max_epochs", "2")
+    assert proc.returncode == 0 and proc.stderr == ""
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split() == ["net", "count", "model", "(+1)"] and lines[-1].startswith("summary: ")
+    assert len(lines) == 9  # the table (4), the checkpoints (2), W&B, the pictures, the summary
 
 
 def test_bad_input_exits_non_zero_with_one_line(tmp_path):

@@ -1,0 +1,116 @@
+"""`bigram-score WORDS`: how likely a trained model finds each word, and its NLL and perplexity over the list.
+
+A word's log-probability is the notebooks' log-likelihood: the sum of log P(next | current) over the bigrams
+of '.' + word + '.', the final '.' (the word ends here) included, so a word of n characters has n + 1 bigrams.
+NLL is the negative of the summed log-probabilities divided by the number of bigrams: the number train.py
+reports as val/loss, and perplexity is exp(NLL).
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from bigram_lightning import tools
+from bigram_lightning.counts import count_logprobs
+from bigram_lightning.errors import UserError
+from bigram_lightning.vocab import Vocab
+
+
+def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> torch.Tensor:
+    """log P of every word under a V×V matrix of log-probabilities, all words at once (float64, one per word)."""
+    ids = vocab.stream(words)  # '.w1.w2. … .wn.': word k owns the len(w_k) + 1 pairs that follow its '.'
+    pair_logprobs = logprobs[ids[:-1], ids[1:]].double()
+    owner = torch.repeat_interleave(torch.arange(len(words)), torch.tensor([len(w) + 1 for w in words]))
+    return torch.zeros(len(words), dtype=torch.float64).index_add_(0, owner, pair_logprobs)
+
+
+def read_word_list(source: str) -> list[str]:
+    """Words of a UTF-8 file (or of stdin for '-'), one per line; surrounding whitespace and blank lines dropped."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"word list {source} not found: pass a UTF-8 file with one word per line, or - for stdin")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"word list {source} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
+    words = [w for w in (line.strip() for line in text.splitlines()) if w]
+    if not words:
+        raise UserError(f"word list {'stdin' if source == '-' else source} has no words: put one word per line")
+    return words
+
+
+def build_parser() -> tools.Parser:
+    p = tools.parser(
+        "bigram-score",
+        "Score a word list under a trained checkpoint: each word's log-probability (the sum over its bigrams, "
+        "the final '.' included), then the NLL per bigram and the perplexity, beside the count model's when "
+        "the data file the checkpoint was trained on is at hand.",
+    )
+    p.add_argument("words", help="a UTF-8 file with one word per line, or - to read the words from stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per word, then one with the totals")
+    return p
+
+
+def main_(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    words = read_word_list(args.words)
+    ckpt = tools.load_checkpoint(args.ckpt, args.runs_dir)
+    problems = {w: tools.unknown_chars(w, ckpt.vocab) for w in words}
+    scored = [w for w in words if not problems[w]]
+    if not scored:
+        raise UserError(
+            f"no word of {args.words} can be scored: each has characters outside the vocabulary "
+            f"{ckpt.vocab.itos[1:]!r} (or the boundary '.'): check the list's case and alphabet"
+        )
+    models = {"net": ckpt.logprobs()}
+    dm, why_not = tools.training_data(ckpt)
+    if dm is None:
+        print(f"note: no count model to compare with: {why_not}", file=sys.stderr)
+    else:
+        models["count"] = count_logprobs(dm.counts["train"])  # +1 smoothed, as val/count_nll
+    logp = {name: iter(word_logprobs(lp, ckpt.vocab, scored).tolist()) for name, lp in models.items()}
+    rows = []  # one per listed word, in order (a word listed twice counts twice)
+    for w in words:
+        if problems[w]:
+            rows.append({"word": w, "error": f"characters {problems[w]!r} are not in the vocabulary"})
+        else:
+            rows.append({"word": w, "bigrams": len(w) + 1} | {f"{name}_logprob": next(logp[name]) for name in models})
+    n_bigrams = sum(row.get("bigrams", 0) for row in rows)
+    nll = {name: -sum(row.get(f"{name}_logprob", 0) for row in rows) / n_bigrams for name in models}
+    totals = {"words": len(words), "scored": len(scored), "skipped": len(words) - len(scored), "bigrams": n_bigrams}
+    for name in models:
+        totals |= {f"{name}_nll": nll[name], f"{name}_perplexity": math.exp(nll[name])}
+
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        print(json.dumps({"totals": totals}))
+        return
+    width = max(12, min(30, max(len(w) for w in words)))
+    print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({name})':>14}" for name in models))
+    for row in rows:
+        if "error" in row:
+            print(f"{row['word']:<{width}} not scored: {row['error']}")
+        else:
+            print(f"{row['word']:<{width}} {row['bigrams']:>7}" + "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models))
+    print(f"\n{totals['scored']} of {totals['words']} words scored ({n_bigrams} bigrams)")
+    if totals["skipped"]:
+        print(f"{totals['skipped']} skipped: characters outside the vocabulary {ckpt.vocab.itos!r}")
+    print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in nll else ""))
+    for label, f in (("NLL", lambda x: x), ("perplexity", math.exp)):
+        print(f"{label:<12}{f(nll['net']):>10.4f}" + (f"{f(nll['count']):>18.4f}" if "count" in nll else ""))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return tools.run(main_, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

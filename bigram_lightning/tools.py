@@ -1,0 +1,125 @@
+"""What bigram-sample, bigram-score and bigram-plot share: the argument parser, reading a checkpoint, the
+training data it names, and reporting a user's mistake as one line.
+
+Nothing here imports Lightning (3 s), so a tool that needs only the checkpoint starts in about a second.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from bigram_lightning.errors import UserError
+from bigram_lightning.vocab import BOUNDARY, Vocab
+
+# callbacks.Pictures keeps the per-epoch losses in every checkpoint under this key
+HISTORY_KEY = "Pictures"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is reported like every other mistake: one line, exit code 2."""
+
+    def error(self, message: str):
+        raise UserError(f"{message}: see {self.prog} --help")
+
+
+def parser(prog: str, description: str) -> Parser:
+    p = Parser(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument(
+        "--ckpt", default="last",
+        help="a checkpoint file, or 'last': checkpoints/last.ckpt of the newest run under --runs_dir",
+    )
+    p.add_argument("--runs_dir", default="runs", help="where train.py puts its runs")
+    return p
+
+
+def run(main: Callable[[list[str]], None], argv: Optional[list[str]]) -> int:
+    """Call a tool's main: a UserError becomes `error: <problem>: <fix>` on stderr and exit code 2."""
+    try:
+        main(sys.argv[1:] if argv is None else list(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+@dataclass
+class Checkpoint:
+    """The parts of a train.py checkpoint the tools use."""
+
+    path: Path
+    W: torch.Tensor  # V×V float64 on the CPU
+    vocab: Vocab
+    data: dict  # the datamodule's hyperparameters: data_file, data_sha256, seed, val_frac, test_frac, …
+    history: list[dict] = field(default_factory=list)  # callbacks.Pictures' losses per epoch; [] if none
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent.parent  # runs/<time>/checkpoints/x.ckpt
+
+    def logprobs(self, temperature: float = 1.0) -> torch.Tensor:
+        """log softmax(W / T): row i is the log-distribution of the character after i."""
+        return (self.W / temperature).log_softmax(dim=1)
+
+
+def find_checkpoint(ckpt: str, runs_dir: str) -> Path:
+    if ckpt != "last":
+        path = Path(ckpt)
+        if not path.is_file():
+            raise UserError(f"--ckpt {ckpt}: no such file: pass a checkpoint file or 'last'")
+        return path
+    # the same rule as train.py's --ckpt_path last (cli.latest_checkpoint), without importing Lightning
+    lasts = sorted(Path(runs_dir).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not lasts:
+        raise UserError(
+            f"--ckpt last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first (python train.py), "
+            "or pass --runs_dir or --ckpt PATH"
+        )
+    return lasts[-1]
+
+
+def load_checkpoint(ckpt: str, runs_dir: str) -> Checkpoint:
+    path = find_checkpoint(ckpt, runs_dir)
+    try:
+        # weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        W = raw["state_dict"]["W"]
+        vocab = Vocab(raw["hyper_parameters"]["vocab"])
+    except Exception:  # not a torch file, a foreign pickle, another model's checkpoint: all the same to a user
+        raise UserError(f"{path} is not a bigram-lightning checkpoint: pass runs/<time>/checkpoints/last.ckpt") from None
+    if W.shape != (len(vocab), len(vocab)):
+        raise UserError(f"{path}: W is {tuple(W.shape)} but the vocabulary has {len(vocab)} characters")
+    history = raw.get("callbacks", {}).get(HISTORY_KEY, {}).get("history", [])
+    return Checkpoint(path, W.double(), vocab, dict(raw.get("datamodule_hyper_parameters", {})), history)
+
+
+def training_data(ckpt: Checkpoint):
+    """The checkpoint's data module, rebuilt from the data file it was trained on (the same seed and fractions
+    give the same split), with setup done; or (None, why not) when that file is not at hand."""
+    data_file, sha256 = ckpt.data.get("data_file"), ckpt.data.get("data_sha256")
+    if not data_file:
+        return None, f"{ckpt.path} does not record its data file"
+    if not Path(data_file).is_file():
+        return None, f"its data file {data_file} is not here (paths are relative to where train.py ran)"
+    from bigram_lightning.data import BigramDataModule, sha256_file  # imported here: Lightning costs 3 s
+
+    if sha256_file(Path(data_file)) != sha256:
+        return None, f"{data_file} has changed since training (its SHA-256 differs)"
+    dm = BigramDataModule(
+        path=data_file, seed=ckpt.data["seed"], val_frac=ckpt.data["val_frac"], test_frac=ckpt.data["test_frac"]
+    )
+    dm.setup("fit")
+    if dm.vocab != ckpt.vocab:
+        return None, f"{data_file} gives the vocabulary {dm.vocab.itos!r}, the checkpoint has {ckpt.vocab.itos!r}"
+    return dm, ""
+
+
+def unknown_chars(word: str, vocab: Vocab) -> str:
+    """The characters of `word` the model cannot score: those outside the vocabulary, and the boundary '.'."""
+    return "".join(sorted({ch for ch in word if ch == BOUNDARY or ch not in vocab.stoi}))

@@ -1,0 +1,71 @@
+"""The pictures: the grid and loss-curve PNGs at the end of training, and bigram-plot for any checkpoint."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from bigram_lightning.callbacks import Pictures
+from bigram_lightning.plot import GRID_PNG, LOSS_PNG, draw_grid, main
+from bigram_lightning.tools import HISTORY_KEY, load_checkpoint
+from bigram_lightning.vocab import Vocab
+
+
+def test_training_leaves_both_pngs_and_the_history_in_its_checkpoints(in_trained):
+    (run,) = in_trained.glob("runs/*/")
+    for name in (GRID_PNG, LOSS_PNG):
+        with Image.open(run / name) as im:
+            assert im.format == "PNG" and im.width > 1000
+    raw = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    history = raw["callbacks"][HISTORY_KEY]["history"]
+    # epoch 0 is the initial W, then one row per epoch up to the checkpoint's
+    assert [r["epoch"] for r in history] == list(range(raw["epoch"] + 2))
+    assert history[0]["val_nll"] > history[-1]["val_nll"] > history[-1]["val_count_nll"] - 0.5
+    assert Pictures().state_key == HISTORY_KEY  # the key the tools read
+
+
+def test_grid_is_sized_for_27_by_27_legible_cells(tmp_path):
+    """The image is sized for its cells (legibility itself was checked by eye: see the README's picture)."""
+    vocab = Vocab(".abcdefghijklmnopqrstuvwxyz")
+    P = torch.rand(27, 27, generator=torch.Generator().manual_seed(0)).softmax(1)
+
+    path = draw_grid(P, P, vocab, tmp_path / "grid.png", "test")
+    with Image.open(path) as im:
+        w, h = im.size
+    assert 2000 < w < 3200 and 1000 < h < 1600  # cells of ~42 px: two 7-point lines fit without touching
+    # the panel alone (no training data at hand) is narrower but as tall
+    with Image.open(draw_grid(P, None, vocab, tmp_path / "one.png")) as im:
+        assert im.size[1] == h and im.size[0] < w * 0.6
+
+
+def test_bigram_plot_draws_for_last(in_trained, tmp_path, tool):
+    code, out, err = tool(main, "--ckpt", "last", "--out_dir", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines() == [str(tmp_path / GRID_PNG), str(tmp_path / LOSS_PNG)]
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in (GRID_PNG, LOSS_PNG))
+
+
+def test_bigram_plot_without_the_data_draws_the_learned_panel(in_trained, tmp_path, monkeypatch, tool):
+    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = tool(main, "--ckpt", str(ckpt), "--out_dir", "pics")
+    assert code == 0
+    assert err.startswith("note: the grid shows the learned model alone: no count model, because its data file")
+    assert out.splitlines() == ["pics/" + GRID_PNG, "pics/" + LOSS_PNG]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "error: --ckpt last: no run under runs/ has checkpoints/last.ckpt"),
+        (["--ckpt", "x.ckpt"], "error: --ckpt x.ckpt: no such file"),
+        (["--ckpt", "bad.ckpt"], "error: bad.ckpt is not a bigram-lightning checkpoint"),
+        (["--colour"], "error: unrecognized arguments: --colour: see bigram-plot --help"),
+    ],
+)
+def test_bad_input_is_one_line(workdir, tool, args, message):
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, workdir / "bad.ckpt")  # some other model's file
+    code, out, err = tool(main, *args)
+    assert code == 2 and out == "" and err.startswith(message) and len(err.splitlines()) == 1, err
+    assert not list(workdir.glob("*.png"))

@@ -1,0 +1,93 @@
+"""bigram-sample, in-process: names from a checkpoint, the options, and one-line errors."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bigram_lightning.sample import main
+
+
+def words_of(trained: Path) -> set[str]:
+    return set(trained.joinpath("words.txt").read_text().split())
+
+
+def test_prints_num_names_from_last_deterministically(in_trained, tool):
+    code, out, err = tool(main, "--ckpt", "last", "--num", "20", "--seed", "3")
+    assert code == 0, err
+    names = out.splitlines()
+    assert len(names) == 20 and all(set(n) <= set("abcdefghijklmnopqrstuvwxyz") for n in names)
+    assert tool(main, "--num", "20", "--seed", "3")[1] == out  # --ckpt last is the default
+    assert tool(main, "--num", "20", "--seed", "4")[1] != out
+
+
+def test_prefix_max_len_unique_and_new_only(in_trained, tool):
+    code, out, err = tool(main, "--num", "30", "--prefix", "ma", "--max_len", "6", "--unique", "--new_only")
+    assert code == 0, err
+    names = out.splitlines()
+    assert len(names) == 30 == len(set(names))
+    assert all(n.startswith("ma") and len(n) <= 6 for n in names)
+    assert not set(names) & words_of(in_trained)
+
+
+def test_json_gives_each_names_log_probability(in_trained, tool):
+    code, out, err = tool(main, "--num", "5", "--json", "--temperature", "0.7")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [sorted(r) for r in rows] == [["logprob", "name"]] * 5
+    # a name's probability is below one, and each extra bigram costs at least a little
+    assert all(r["logprob"] < 0 and math.isfinite(r["logprob"]) for r in rows)
+
+
+def test_low_temperature_prefers_likely_names(in_trained, tool):
+    def mean_logprob(t: str) -> float:
+        rows = [json.loads(line) for line in tool(main, "--num", "200", "--json", "--temperature", t)[1].splitlines()]
+        return sum(r["logprob"] for r in rows) / len(rows)
+
+    assert mean_logprob("0.5") > mean_logprob("1.5")
+
+
+def test_works_without_the_data_file(in_trained, tmp_path, monkeypatch, tool):
+    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
+    monkeypatch.chdir(tmp_path)  # no words.txt here
+    code, out, _ = tool(main, "--ckpt", str(ckpt), "--num", "3")
+    assert code == 0 and len(out.splitlines()) == 3
+    code, _, err = tool(main, "--ckpt", str(ckpt), "--new_only")
+    assert code == 2 and err.startswith("error: --new_only needs the training words, but its data file words.txt")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num", "0"], "error: --num must be at least 1, got 0"),
+        (["--temperature", "0"], "error: --temperature must be a positive number, got 0.0"),
+        (["--temperature", "nan"], "error: --temperature must be a positive number, got nan"),
+        (["--prefix", "Ma"], "error: --prefix 'Ma': characters 'M' are not in the vocabulary"),
+        (["--prefix", "a.b"], "error: --prefix 'a.b': characters '.' are not in the vocabulary"),
+        (["--prefix", "abc", "--max_len", "3"], "error: --max_len (3) must be longer than --prefix (3 characters)"),
+        (["--num", "x"], "error: argument --num: invalid int value: 'x': see bigram-sample --help"),
+        (["--ckpt", "nope.ckpt"], "error: --ckpt nope.ckpt: no such file"),
+        (["--ckpt", "words.txt"], "error: words.txt is not a bigram-lightning checkpoint"),
+        (["--runs_dir", "elsewhere"], "error: --ckpt last: no run under elsewhere/ has checkpoints/last.ckpt"),
+        # 'qq' and one more character at most: 27 names exist, 30 were asked for
+        (["--prefix", "qq", "--unique", "--num", "30", "--max_len", "3"], "error: found only 27 of 30 names after"),
+    ],
+)
+def test_bad_input_is_one_line(in_trained, tool, args, message):
+    code, out, err = tool(main, *args)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(message), err
+
+
+def test_console_script_runs(in_trained):
+    """The installed command, as a user types it (and `python -m`), in a fresh process."""
+    script = Path(sys.executable).with_name("bigram-sample")
+    for cmd in ([str(script)], [sys.executable, "-m", "bigram_lightning.sample"]):
+        proc = subprocess.run([*cmd, "--num", "4"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.splitlines()) == 4
+    proc = subprocess.run([str(script), "--num", "-1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == "error: --num must be at least 1, got -1\n"

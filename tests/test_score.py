@@ -1,0 +1,105 @@
+"""bigram-score, in-process: per-word log-probabilities, NLL and perplexity, the count model, and bad input."""
+
+import io
+import json
+import math
+
+import pytest
+import torch
+
+from bigram_lightning.counts import count_logprobs, nll_from_counts
+from bigram_lightning.score import main, word_logprobs
+from bigram_lightning.tools import load_checkpoint, training_data
+from bigram_lightning.vocab import Vocab
+
+
+def test_word_logprobs_sum_each_words_bigrams_with_the_end():
+    vocab = Vocab(".ab")
+    logprobs = torch.tensor([[0.0, 1.0, 2.0], [10.0, 20.0, 30.0], [100.0, 200.0, 300.0]])
+    # 'a' = (.→a) + (a→.);  'ab' = (.→a) + (a→b) + (b→.);  '' = (.→.)
+    assert word_logprobs(logprobs, vocab, ["a", "ab", ""]).tolist() == [11.0, 131.0, 0.0]
+
+
+def score_json(tool, *args):
+    code, out, err = tool(main, "--json", *args)
+    rows = [json.loads(line) for line in out.splitlines()]
+    return code, rows[:-1], (rows[-1]["totals"] if rows else None), err
+
+
+def test_nll_of_the_validation_words_is_val_loss(in_trained, tmp_path, tool):
+    """Scoring the validation split gives exactly the NLL train.py reports for it, net and count model."""
+    ckpt = load_checkpoint("last", "runs")
+    dm, _ = training_data(ckpt)
+    val_words = [dm.vocab.decode(w) for w in _split_words(dm.streams["val"].tolist())]
+    (tmp_path / "val.txt").write_text("\n".join(val_words) + "\n")
+    code, rows, totals, err = score_json(tool, str(tmp_path / "val.txt"))
+    assert code == 0, err
+    assert totals["scored"] == len(val_words) == len(rows) and totals["skipped"] == 0
+    assert totals["bigrams"] == dm.num_pairs("val")
+    assert totals["net_nll"] == pytest.approx(nll_from_counts(ckpt.logprobs(), dm.counts["val"]), abs=1e-9)
+    assert totals["count_nll"] == pytest.approx(dm.count_nll("val"), abs=1e-9)
+    assert totals["net_perplexity"] == pytest.approx(math.exp(totals["net_nll"]))
+    assert rows[0]["net_logprob"] == pytest.approx(word_logprobs(ckpt.logprobs(), dm.vocab, [val_words[0]]).item())
+
+
+def _split_words(ids: list[int]) -> list[list[int]]:
+    words, word = [], []
+    for i in ids[1:]:
+        if i == 0:
+            words.append(word)
+            word = []
+        else:
+            word.append(i)
+    return words
+
+
+def test_table_reports_words_it_cannot_score_and_reads_stdin(in_trained, monkeypatch, tool):
+    monkeypatch.setattr("sys.stdin", io.StringIO("emma\n\n  olivia \nZoë\nmr.x\nemma\n"))
+    code, out, err = tool(main, "-")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["word", "bigrams", "log", "P", "(net)", "log", "P", "(count)"]
+    assert "Zoë          not scored: characters 'Zë' are not in the vocabulary" in lines
+    assert any(line.startswith("mr.x") and "characters '.'" in line for line in lines)
+    assert [line.split()[0] for line in lines[1:6]] == ["emma", "olivia", "Zoë", "mr.x", "emma"]
+    assert "3 of 5 words scored (17 bigrams)" in lines
+    assert "2 skipped: characters outside the vocabulary '.abcdefghijklmnopqrstuvwxyz'" in lines
+    nll_line = next(line for line in lines if line.startswith("NLL"))
+    assert len(nll_line.split()) == 3  # the net and the count model
+
+
+def test_without_the_data_file_scores_with_the_net_alone(in_trained, tmp_path, monkeypatch, tool):
+    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
+    (tmp_path / "list.txt").write_text("emma\nava\n")
+    monkeypatch.chdir(tmp_path)
+    code, rows, totals, err = score_json(tool, "list.txt", "--ckpt", str(ckpt))
+    assert code == 0
+    assert err == "note: no count model to compare with: its data file words.txt is not here " \
+                  "(paths are relative to where train.py ran)\n"
+    assert "count_nll" not in totals and all("count_logprob" not in r for r in rows)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "error: word list list.txt not found: pass a UTF-8 file with one word per line, or - for stdin"),
+        (b"\n  \n", "error: word list list.txt has no words: put one word per line"),
+        (b"\xff\xfe", "error: word list list.txt is not UTF-8 text (byte 0): convert it to UTF-8"),
+        ("Émile\nZOË\n".encode(), "error: no word of list.txt can be scored: each has characters outside"),
+    ],
+)
+def test_bad_word_lists_are_one_line(in_trained, tmp_path, monkeypatch, tool, content, message):
+    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / "list.txt").write_bytes(content)
+    code, out, err = tool(main, "list.txt", "--ckpt", str(ckpt))
+    assert code == 2 and out == "" and err.startswith(message) and len(err.splitlines()) == 1, err
+
+
+def test_missing_checkpoint_is_one_line(workdir, tool):
+    (workdir / "list.txt").write_text("emma\n")
+    code, _, err = tool(main, "list.txt")
+    assert code == 2
+    assert err == "error: --ckpt last: no run under runs/ has checkpoints/last.ckpt: train first " \
+                  "(python train.py), or pass --runs_dir or --ckpt PATH\n"
