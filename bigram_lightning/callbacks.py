@@ -30,7 +30,7 @@ class SampleNames(L.Callback):
         g = torch.Generator(device=probs.device).manual_seed(self.seed + epoch)
         datamodule = trainer.datamodule
         names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
-        new = [name not in datamodule.train_words for name in names]
+        new = [not known for known in datamodule.in_train(names)]
         pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
         for logger in trainer.loggers:
