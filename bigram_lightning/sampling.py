@@ -9,25 +9,31 @@ from bigram_lightning.vocab import BOUNDARY, Vocab
 def sample(
     probs: torch.Tensor, num: int, generator: torch.Generator, max_len: int = 50, start: int = 0
 ) -> torch.Tensor:
-    """Token ids (num × L, L ≤ max_len) of `num` names drawn one character at a time, all names in one batch.
+    """Token ids (num × L, L ≤ max_len; uint8 up to 256 tokens, else int32) of `num` names drawn one
+    character at a time, all names in one batch.
 
     Row i of `probs` is the distribution of the character after i; every name continues after token
     `start` (the boundary, 0, for a name from scratch; the last character of a prefix to continue one) and
     ends at the first 0 it draws, or at max_len characters. Positions after the end hold 0.
     """
-    out = torch.zeros(num, max_len, dtype=torch.long, device=probs.device)
-    # inverse-CDF sampling: the next character is the first j whose cumulative probability exceeds a uniform
-    # draw (a multinomial draw, a few times faster than torch.multinomial on many rows)
-    cdf = probs.cumsum(1)
-    cdf = cdf / cdf[:, -1:]  # rows that do not sum to exactly 1 still end at 1
+    # the smallest integer type that holds the ids: at a million names, int64 rows would be most of the work
+    dtype = torch.uint8 if len(probs) <= 256 else torch.int32
+    out = torch.zeros(num, max_len, dtype=dtype, device=probs.device)
+    # inverse-CDF sampling: the next character after i is the first j whose cumulative probability exceeds a
+    # uniform draw u. Row i's cumulative probabilities, shifted by i, make one sorted list over every row, so
+    # one searchsorted of i + u over V² numbers serves every live name (no V-wide row gathered per name); in
+    # float64 the shift costs u no precision that matters
+    V = len(probs)
+    cdf = probs.double().cumsum(1)
+    cdf = (cdf / cdf[:, -1:] + torch.arange(V, device=probs.device).unsqueeze(1)).flatten()  # row i ends at i+1
     live = torch.arange(num, device=probs.device)  # the names still growing
     ix = torch.full((num,), start, dtype=torch.long, device=probs.device)
     for t in range(max_len):
         # one draw for every live name at once; finished names drop out of the batch, so the work is the
         # total length of the names rather than num × max_len
-        u = torch.rand(len(ix), 1, generator=generator, device=probs.device)
-        ix = torch.searchsorted(cdf[ix], u, right=True).squeeze(1).clamp_(max=len(cdf) - 1)
-        out[live, t] = ix
+        u = torch.rand(len(ix), generator=generator, device=probs.device, dtype=torch.float64)
+        ix = torch.searchsorted(cdf, ix + u, right=True) - ix * V
+        out[live, t] = ix.to(dtype)
         going = ix != 0
         live, ix = live[going], ix[going]
         if len(live) == 0:  # the boolean index above has already waited for the device: len() is free
@@ -51,5 +57,5 @@ def decode(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     narrow = int(codepoints.max()) < 256  # one byte per character, decoded as latin-1
     codepoints = codepoints.to(torch.uint8 if narrow else torch.int32)
     text = torch.full((n + num,), ord(BOUNDARY), dtype=codepoints.dtype)
-    text[k + row] = codepoints[ids.flatten()[flat]]
+    text[k + row] = codepoints[ids.flatten()[flat].long()]
     return text.numpy().tobytes().decode("latin-1" if narrow else "utf-32-le").split(BOUNDARY)[:-1]
