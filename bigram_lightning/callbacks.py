@@ -37,7 +37,7 @@ class SampleNames(L.Callback):
         g = torch.Generator(device=probs.device).manual_seed(self.seed + epoch)
         datamodule = trainer.datamodule
         names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
-        new = [name not in datamodule.train_words for name in names]
+        new = [not known for known in datamodule.in_train(names)]
         if self.verbose:
             pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
@@ -131,7 +131,7 @@ class ProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         logged = trainer.progress_bar_metrics
         shown = {}
-        for key, name in (("train/loss_step", "loss"), ("val/loss", "val_loss")):
+        for key, name in (("train/loss", "loss"), ("val/loss", "val_loss")):
             if key in logged:
                 loss = float(logged[key])
                 shown[name] = f"{loss:.4f}"

@@ -1,5 +1,6 @@
 """`python train.py`: parse the config, train, test, and write the run's summary."""
 
+import hashlib
 import json
 import logging
 import netrc
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 from urllib.parse import urlparse
 
+import torch
 from jsonargparse import ActionYesNo
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -22,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, SampleNames
 from bigram_lightning.counts import count_logprobs, nll_from_counts
-from bigram_lightning.data import BigramDataModule
+from bigram_lightning.data import BigramDataModule, write_atomic
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG
@@ -197,6 +199,14 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool
         run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parent.parent))
         if (run_dir / "run.json").is_file():
             return run_dir, False
+    name = launcher_run_name()
+    if name is not None:
+        run_dir = Path(runs_dir) / name
+        if (run_dir / "run.json").is_file():
+            return run_dir, False
+        # every rank writes the same run.json, atomically: the W&B id too derives from the launcher's job id
+        write_atomic(run_dir / "run.json", (json.dumps({"wandb_id": hashlib.sha256(name.encode()).hexdigest()[:8]}) + "\n").encode())
+        return run_dir, True
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir, n = Path(runs_dir) / stamp, 1
     while run_dir.exists():
@@ -206,6 +216,19 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool
     # the W&B id is the run's handle in W&B only: random, so that runs of two users never collide
     (run_dir / "run.json").write_text(json.dumps({"wandb_id": secrets.token_hex(4)}) + "\n")
     return run_dir, True
+
+
+def launcher_run_name() -> Optional[str]:
+    """Under torchrun or a multi-task SLURM job every rank runs this command at once, so the ranks name the run
+    directory after the launcher's job id instead of the time."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id == "none":
+        raise UserError("under torchrun, pass --rdzv-id ID (the same on every node): it names the run directory")
+    if run_id:
+        return f"torchrun-{run_id}"
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # tasks started by srun
+        return f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+    return None
 
 
 def latest_checkpoint(runs_dir: str) -> Path:
@@ -281,6 +304,10 @@ def main(args: Optional[list[str]] = None) -> int:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
     )
+    if "OMP_NUM_THREADS" not in os.environ:
+        # W is V×V: a step is too small to split across threads, and on a small machine the threads spin
+        # against W&B's service process for the cores (steps up to 20× slower on 2 cores)
+        torch.set_num_threads(1)
     cli = None
     try:
         cli = BigramCLI(args=resume_args(args))

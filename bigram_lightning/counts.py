@@ -3,10 +3,14 @@
 import torch
 
 
-def bigram_counts(xs: torch.Tensor, ys: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """N[i, j] = how often token j follows token i (int64, V×V)."""
+def bigram_counts(xs: torch.Tensor, ys: torch.Tensor, vocab_size: int, chunk: int = 1 << 22) -> torch.Tensor:
+    """N[i, j] = how often token j follows token i (int64, V×V), counted a chunk at a time so that a large
+    corpus never needs an int64 copy of all its pairs."""
     V = vocab_size
-    return torch.bincount(xs.long() * V + ys.long(), minlength=V * V).view(V, V)
+    N = torch.zeros(V * V, dtype=torch.int64)
+    for i in range(0, len(xs), chunk):
+        N += torch.bincount(xs[i : i + chunk].long() * V + ys[i : i + chunk].long(), minlength=V * V)
+    return N.view(V, V)
 
 
 def count_logprobs(N: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:

@@ -12,9 +12,9 @@ from typing import Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bigram_lightning.corpus import build_cache, load_tokens, read_meta, sha256_file
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
@@ -25,14 +25,6 @@ MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8c
 # where the offline fallback goes: a name of its own, so it is never mistaken for makemore's names.txt
 FALLBACK_NAME = "census-first-names.txt"
 STAGES = ("train", "val", "test")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -67,44 +59,62 @@ def census_first_names() -> list[str]:
     return list(words)
 
 
-def read_words(path: Path) -> list[str]:
-    """Words of a UTF-8 file, one per line: whitespace (and CR of CRLF) stripped, blank lines skipped."""
+def check_data_file(path: Path) -> None:
     if not path.exists():
         raise UserError(f"data file {path} not found: pass --data.path to a UTF-8 text file with one word per line")
     if path.is_dir():
         raise UserError(f"data path {path} is a directory: pass --data.path to a text file with one word per line")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except PermissionError:
-        raise UserError(f"data file {path} is not readable: check its permissions") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"data file {path} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
-    words = [w for w in (line.strip() for line in text.splitlines()) if w]
-    if not words:
-        raise UserError(f"data file {path} has no words: put one word per line")
-    return words
+    if not os.access(path, os.R_OK):
+        raise UserError(f"data file {path} is not readable: check its permissions")
 
 
-def split_words(words: list[str], val_frac: float, test_frac: float, seed: int) -> dict[str, list[str]]:
-    """A seeded permutation of the words, cut into train/val/test: the same split on every run and machine."""
-    n = len(words)
+def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed: int) -> dict[str, torch.Tensor]:
+    """Cut the token stream '.w1.w2.…wn.' into train/val/test streams by word: a seeded permutation of the
+    words, the first 80% (by default) train, then val, then test; each split's words in permuted order.
+    The same split on every run and machine, and never a Python list of words."""
+    bounds = (tokens == 0).nonzero().squeeze(1)  # the boundaries: word k spans bounds[k]+1 .. bounds[k+1]
+    n = len(bounds) - 1
     n_val, n_test = int(val_frac * n), int(test_frac * n)
     if n_val == 0 or n_test == 0 or n - n_val - n_test == 0:
         raise UserError(
             f"{n} words cannot fill train/val/test splits of {1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac}: "
             "use a longer word list or larger --data.val_frac/--data.test_frac"
         )
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    shuffled = [words[i] for i in perm]
-    return {
-        "train": shuffled[: n - n_val - n_test],
-        "val": shuffled[n - n_val - n_test : n - n_test],
-        "test": shuffled[n - n_test :],
-    }
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    cuts = {"train": perm[: n - n_val - n_test], "val": perm[n - n_val - n_test : n - n_test], "test": perm[n - n_test :]}
+    streams = {}
+    for s, words in cuts.items():
+        starts = bounds[words] + 1
+        lengths = bounds[words + 1] + 1 - starts  # each word with the boundary after it
+        stream = torch.zeros(1 + int(lengths.sum()), dtype=tokens.dtype)  # starts with a boundary
+        pos = 1
+        for c in range(0, len(words), 1 << 20):  # a million words at a time: the index tensor stays small
+            st, ln = starts[c : c + (1 << 20)], lengths[c : c + (1 << 20)]
+            total = int(ln.sum())
+            # position j of the chunk's output reads tokens[j + (start of its word - where that word goes)]
+            idx = torch.arange(total) + torch.repeat_interleave(st - (ln.cumsum(0) - ln), ln)
+            stream[pos : pos + total] = tokens[idx]
+            pos += total
+        streams[s] = stream
+    return streams
+
+
+def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
+    """Whether each word (token ids) occurs in a token stream as '.word.': a substring search over its bytes,
+    so that no set of the corpus's words is ever built."""
+    hay, found = stream.numpy().tobytes(), []
+    for ids in words:
+        needle = torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()
+        i = hay.find(needle)
+        while i >= 0 and i % stream.element_size():  # a match must start on a token (int32 streams)
+            i = hay.find(needle, i + 1)
+        found.append(i >= 0)
+    return found
 
 
 class PairBatches(Dataset):
-    """Bigram pairs indexed a whole batch at a time: `dataset[index_tensor]` -> (xs, ys), no per-example Python."""
+    """Bigram pairs indexed a whole batch at a time: `dataset[(index_tensor, n_step)]` -> (xs, ys, n_step),
+    no per-example Python. n_step, the pairs of the whole step over every device, rides along to the model."""
 
     def __init__(self, stream: torch.Tensor) -> None:
         self.xs, self.ys = stream[:-1], stream[1:]
@@ -112,13 +122,14 @@ class PairBatches(Dataset):
     def __len__(self) -> int:
         return len(self.xs)
 
-    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.xs[idx], self.ys[idx]
+    def __getitem__(self, item: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        idx, n_step = item
+        return self.xs[idx], self.ys[idx], n_step
 
 
-class BatchIndexSampler(Sampler[torch.Tensor]):
-    """One index tensor per step. The order depends only on (seed, epoch); each rank takes its slice of
-    every global batch (batch_size × world_size pairs)."""
+class BatchIndexSampler(Sampler[tuple[torch.Tensor, int]]):
+    """(index tensor, pairs in the global batch) per step. The order depends only on (seed, epoch); each rank
+    takes its slice of every global batch (batch_size × world_size pairs)."""
 
     def __init__(
         self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
@@ -140,7 +151,8 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
             order = torch.arange(self.n)
         step = self.batch_size * self.world_size
         for start in range(0, self.n, step):
-            yield torch.tensor_split(order[start : start + step], self.world_size)[self.rank]
+            batch = order[start : start + step]
+            yield torch.tensor_split(batch, self.world_size)[self.rank], len(batch)
 
 
 class BigramDataModule(L.LightningDataModule):
@@ -154,6 +166,7 @@ class BigramDataModule(L.LightningDataModule):
         eval_batch_size: int = 65536,
         mode: Literal["pairs", "counts"] = "pairs",
         steps_per_epoch: int = 100,
+        cache_dir: str = "data/cache",
     ) -> None:
         """Bigram pairs of a word list, split by word into train/val/test.
 
@@ -170,6 +183,7 @@ class BigramDataModule(L.LightningDataModule):
                 split through its V×V bigram count matrix, which determines the full-batch loss and gradient
                 exactly, in O(V²) per step whatever the corpus size.
             steps_per_epoch: training steps per epoch in counts mode.
+            cache_dir: where the data file is kept encoded as a token stream, one file per SHA-256 of its content.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -184,7 +198,7 @@ class BigramDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None
         self.streams: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
-        self.train_words: set[str] = set()
+        self._sha256: tuple[tuple, str] = ((), "")  # (size, mtime, inode) of the file last hashed, its SHA-256
 
     def _data_file(self) -> Path:
         path = Path(self.hparams.path)
@@ -193,7 +207,22 @@ class BigramDataModule(L.LightningDataModule):
             return fallback
         return path
 
+    def _file_sha256(self, path: Path) -> str:
+        """The file's SHA-256, hashed again only when the file changes (prepare_data and setup both need it)."""
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._sha256[0] != key:
+            self._sha256 = (key, sha256_file(path))
+        return self._sha256[1]
+
     def prepare_data(self) -> None:
+        """Fetch the default file when missing, then encode the file into the token cache (once per content)."""
+        self._fetch_default()
+        path = self._data_file()
+        check_data_file(path)
+        build_cache(path, Path(self.hparams.cache_dir), self._file_sha256(path))
+
+    def _fetch_default(self) -> None:
         path = Path(self.hparams.path)
         if path.exists() or self.hparams.path != DEFAULT_PATH or self.vocab is not None:
             return  # (a set-up datamodule has its data: no second download attempt in one run)
@@ -216,16 +245,25 @@ class BigramDataModule(L.LightningDataModule):
         if self.vocab is not None:
             return
         path = self._data_file()
-        words = read_words(path)
-        self.vocab = Vocab.from_words(words)
-        splits = split_words(words, self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
-        # token ids in the smallest dtype that holds them; batches are widened on the device
-        dtype = torch.uint8 if len(self.vocab) <= 256 else torch.int32
+        check_data_file(path)
+        sha256, cache_dir = self._file_sha256(path), Path(self.hparams.cache_dir)
+        info = read_meta(cache_dir, sha256)
+        if info is None:  # setup without prepare_data (or another process replaced the file since)
+            info = build_cache(path, cache_dir, sha256)
+        self.vocab = Vocab(info["vocab"])
+        # token ids in the smallest dtype that holds them (uint8 up to 256 characters); batches are widened
+        # on the device
+        tokens = load_tokens(cache_dir, sha256, info)
+        self.streams = split_streams(tokens, self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
         for s in STAGES:
-            self.streams[s] = self.vocab.stream(splits[s]).to(dtype)
             self.counts[s] = bigram_counts(self.streams[s][:-1], self.streams[s][1:], len(self.vocab))
-        self.train_words = set(splits["train"])
-        self.hparams.update(data_file=str(path), data_sha256=sha256_file(path), vocab=self.vocab.itos)
+        self.hparams.update(data_file=str(path), data_sha256=sha256, vocab=self.vocab.itos)
+
+    def in_train(self, names: list[str]) -> list[bool]:
+        """Whether each name is a word of the training split (sampled names that are not count as new)."""
+        known = [all(ch in self.vocab.stoi for ch in name) for name in names]
+        ids = [[self.vocab.stoi[ch] for ch in name] if ok else [] for name, ok in zip(names, known)]
+        return [ok and found for ok, found in zip(known, contains_words(self.streams["train"], ids))]
 
     def num_pairs(self, stage: str) -> int:
         return len(self.streams[stage]) - 1
@@ -253,7 +291,10 @@ class BigramDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.hparams.eval_batch_size, shuffle=False)
 
-    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
-        # one-hot on the device: the host ships V-times fewer bytes (uint8 ids instead of float rows)
-        xs, ys = batch
-        return F.one_hot(xs.long(), len(self.vocab)).float(), (ys if ys.is_floating_point() else ys.long())
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int):
+        # one-hot on the device: the host ships V-times fewer bytes (uint8 ids instead of float rows). A
+        # scatter into zeros writes the float rows directly, several times faster than F.one_hot(...).float()
+        # (which builds an int64 matrix first)
+        xs, ys, *n_step = batch
+        xenc = torch.zeros(len(xs), len(self.vocab), device=xs.device).scatter_(1, xs.long().unsqueeze(1), 1.0)
+        return (xenc, ys if ys.is_floating_point() else ys.long(), *n_step)

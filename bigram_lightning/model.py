@@ -40,6 +40,9 @@ class BigramLM(L.LightningModule):
         if vocab:
             self._init_weights()
         self.nll = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        # the training epoch's NLL sum and pair count: two in-place adds per step where a metric's update
+        # costs a tenth of the step
+        self.register_buffer("train_sums", torch.zeros(2), persistent=False)
 
     def _init_weights(self) -> None:
         V = len(self.hparams.vocab)
@@ -63,8 +66,10 @@ class BigramLM(L.LightningModule):
     def forward(self, xenc: torch.Tensor) -> torch.Tensor:
         return xenc.to(self.W.dtype) @ self.W  # logits: log-counts of the next character
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        xenc, ys = batch  # ys: the next characters, or (counts mode) V×V counts of each next character
+    def _shared_step(self, batch: tuple, stage: str) -> torch.Tensor:
+        # ys: the next characters, or (counts mode) V×V counts of each next character; pairs mode adds
+        # n_step, the pairs of the whole step over every device
+        xenc, ys, *n_step = batch
         logits = self(xenc)
         # -log softmax(logits)[i, ys[i]] summed, through log-softmax so large logits cannot overflow;
         # with counts as soft targets it is the same sum over every pair the counts stand for
@@ -75,12 +80,27 @@ class BigramLM(L.LightningModule):
         if stage != "train":
             self.nll[stage].update(nll, weight=n)
             return nll
-        self.log("train/loss", nll, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(ys))
+        self.train_sums[0] += nll.detach() * n
+        self.train_sums[1] += n
+        # self.log costs as much as the step itself (~1 ms on a CPU) and its value reaches the host (a sync):
+        # call it only on the steps the loggers write (Lightning's rule: every log_every_n_steps-th); the
+        # progress bar keeps showing the last value in between
+        every = self.trainer.log_every_n_steps if self._trainer else 0
+        log_now = every > 0 and (self.global_step + 1) % every == 0
+        loss = nll
+        world_size = self.trainer.world_size if self._trainer else 1
+        if n_step and n_step[0] != len(ys) * world_size:
+            # DDP averages gradients over devices; weighting each device's mean by its share of the step's
+            # pairs makes that average the exact gradient of the step's mean when a step splits unevenly
+            loss = nll * (len(ys) * world_size / n_step[0])
+        if log_now:
+            self.log("train/loss", nll, prog_bar=True, batch_size=len(ys))
         if self.hparams.reg == 0:
-            return nll
+            return loss
         reg_loss = self.hparams.reg * (self.W**2).mean()
-        self.log("train/reg_loss", reg_loss, on_step=True, on_epoch=True, batch_size=len(ys))
-        return nll + reg_loss
+        if log_now:
+            self.log("train/reg_loss", reg_loss, batch_size=len(ys))
+        return loss + reg_loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -98,11 +118,20 @@ class BigramLM(L.LightningModule):
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         self.log(f"{stage}/ppl", loss.exp(), sync_dist=True)
 
+    def on_train_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum")  # over every device
+        self.log("train/loss_epoch", (sums[0] / sums[1]).float(), sync_dist=True)
+        self.train_sums.zero_()
+
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
+        # what optimizer.zero_grad() does for our one parameter, without its per-call profiler bookkeeping
+        self.W.grad = None
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum)

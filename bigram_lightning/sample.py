@@ -53,11 +53,12 @@ def check(args, vocab_chars: str) -> None:
         raise UserError(f"--prefix {args.prefix!r}: characters {bad!r} are not in the vocabulary {vocab_chars!r}")
 
 
-def draw_names(probs, num, generator, vocab, prefix="", max_len=30, exclude=frozenset(), unique=False) -> list[str]:
-    """`num` names starting with `prefix`, none in `exclude` and, if `unique`, none twice: drawn in batches
-    until there are enough, and refused after many draws (say, a prefix whose every continuation is excluded)."""
+def draw_names(probs, num, generator, vocab, prefix="", max_len=30, known=None, unique=False) -> list[str]:
+    """`num` names starting with `prefix`, none that `known` flags (it maps a list of names to booleans) and, if
+    `unique`, none twice: drawn in batches until there are enough, and refused after many draws (say, a
+    prefix whose every continuation is known)."""
     start = vocab.stoi[prefix[-1]] if prefix else 0
-    filtering = bool(exclude) or unique
+    filtering = known is not None or unique
     names, seen, drawn, budget = [], set(), 0, 100 * num + 10_000
     while len(names) < num:
         if drawn >= budget:
@@ -67,9 +68,10 @@ def draw_names(probs, num, generator, vocab, prefix="", max_len=30, exclude=froz
             )
         batch = max(2 * (num - len(names)), 1024) if filtering else num
         drawn += batch
-        for name in decode(sample(probs, batch, generator, max_len - len(prefix), start), vocab):
-            name = prefix + name
-            if name in exclude or (unique and name in seen):
+        drawn_names = [prefix + name for name in decode(sample(probs, batch, generator, max_len - len(prefix), start), vocab)]
+        flags = known(drawn_names) if known is not None else [False] * len(drawn_names)
+        for name, is_known in zip(drawn_names, flags):
+            if is_known or (unique and name in seen):
                 continue
             seen.add(name)
             names.append(name)
@@ -82,15 +84,15 @@ def main_(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     ckpt = tools.load_checkpoint(args.ckpt, args.runs_dir)
     check(args, ckpt.vocab.itos[1:])  # '.' is the boundary, never part of a name
-    exclude: frozenset[str] = frozenset()
+    known = None
     if args.new_only:
         dm, why_not = tools.training_data(ckpt)
         if dm is None:
             raise UserError(f"--new_only needs the training words, but {why_not}: run from where train.py ran")
-        exclude = frozenset(dm.train_words)
+        known = dm.in_train
     probs = ckpt.logprobs(args.temperature).exp().float()
     g = torch.Generator().manual_seed(args.seed)
-    names = draw_names(probs, args.num, g, ckpt.vocab, args.prefix, args.max_len, exclude, args.unique)
+    names = draw_names(probs, args.num, g, ckpt.vocab, args.prefix, args.max_len, known, args.unique)
     if not args.json:
         print("\n".join(names))
         return

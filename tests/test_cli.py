@@ -209,7 +209,7 @@ def test_progress_bar_shows_loss_and_perplexity():
 
     from bigram_lightning.callbacks import ProgressBar
 
-    trainer = SimpleNamespace(progress_bar_metrics={"train/loss_step": 2.5, "val/loss": 2.0, "train/loss_epoch": 3})
+    trainer = SimpleNamespace(progress_bar_metrics={"train/loss": 2.5, "val/loss": 2.0, "train/loss_epoch": 3})
     shown = ProgressBar().get_metrics(trainer, None)
     assert shown == {"loss": "2.5000", "ppl": "12.18", "val_loss": "2.0000", "val_ppl": "7.39"}
 

@@ -1,14 +1,26 @@
 import io
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
 
+from bigram_lightning import corpus
 from bigram_lightning import data as data_module
+from bigram_lightning.corpus import read_words
 from bigram_lightning.data import (
-    FALLBACK_NAME, MAKEMORE_SHA256, BatchIndexSampler, BigramDataModule, PairBatches, census_first_names, read_words,
+    FALLBACK_NAME, MAKEMORE_SHA256, BatchIndexSampler, BigramDataModule, PairBatches, census_first_names,
 )
 from bigram_lightning.errors import UserError
+from bigram_lightning.vocab import Vocab
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch) -> Path:
+    """These tests run in a fresh directory, so the token cache (data/cache/ by default) is never shared."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    return cwd / "data" / "cache"
 
 
 def setup_dm(**kwargs) -> BigramDataModule:
@@ -29,7 +41,12 @@ def test_names_gives_228146_pairs_split_by_word(names_txt, names_words):
     assert sizes == {"train": n - 2 * int(0.1 * n), "val": int(0.1 * n), "test": int(0.1 * n)}
     split_words = {s: dm.vocab.decode(dm.streams[s].tolist()).strip(".").split(".") for s in ("train", "val", "test")}
     assert sorted(sum(split_words.values(), [])) == sorted(names_words)
-    assert set(split_words["train"]) == dm.train_words
+    assert dm.in_train(split_words["train"][:100] + split_words["val"][:100]) == [True] * 100 + [
+        w in set(split_words["train"]) for w in split_words["val"][:100]
+    ]
+    # the split is the one the word-list implementation made: a seeded randperm over the words in file order
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(2147483647)).tolist()
+    assert split_words["val"] == [names_words[i] for i in perm[n - 2 * int(0.1 * n) : n - int(0.1 * n)]]
 
 
 def test_split_is_the_same_on_every_run(names_txt):
@@ -45,30 +62,112 @@ def test_words_are_stripped_and_blank_lines_skipped(tmp_path):
     assert read_words(path) == ["anna", "bob", "zoe"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "anna\r\n\r\n  bob \n\t\nzoe",
+        "\n\n a\tb \n",
+        " mary ann \u3000\n\u2028zo\u00eb\x85j\u00f3zef\x0bx\u2029y\r\r\n\xa0\xa0 q r \n",
+        "x",
+        "\u65e5\u672c\n\U0001f600 smile\r\nabc",
+    ],
+    ids=["crlf", "tabs", "unicode-breaks", "no-newline", "wide"],
+)
+def test_encoder_gives_the_word_lists_stream(tmp_path, text):
+    """The block tokenizer splits and strips exactly as str.splitlines/str.strip do."""
+    path = tmp_path / "w.txt"
+    path.write_bytes(text.encode())
+    words = read_words(path)
+    info = corpus.encode_file(path, tmp_path / "w.tokens")
+    stream = torch.from_file(str(tmp_path / "w.tokens"), size=info["tokens"], dtype=torch.uint8)
+    vocab = Vocab.from_words(words)
+    assert info["vocab"] == vocab.itos and info["words"] == len(words)
+    assert torch.equal(stream.long(), vocab.stream(words))
+
+
+def test_encoder_blocks_cut_between_lines(tmp_path, names_txt, names_words, monkeypatch):
+    monkeypatch.setattr(corpus, "BLOCK", 1000)  # hundreds of blocks, lines cut at every block edge
+    info = corpus.encode_file(names_txt, tmp_path / "n.tokens")
+    stream = torch.from_file(str(tmp_path / "n.tokens"), size=info["tokens"], dtype=torch.uint8)
+    assert torch.equal(stream.long(), Vocab.from_words(names_words).stream(names_words))
+
+
+def test_cache_is_reused_while_the_file_is_unchanged_and_rebuilt_after(tmp_path, cache_dir, monkeypatch):
+    path = tmp_path / "w.txt"
+    path.write_text("anna\nbob\ncleo\ndave\neve\nfay\ngus\nhal\nivy\njo\n")
+    calls = []
+    encode = corpus.encode_file
+    monkeypatch.setattr(corpus, "encode_file", lambda *a: calls.append(a) or encode(*a))
+    first = setup_dm(path=str(path))
+    again = setup_dm(path=str(path))
+    assert len(calls) == 1 and all(torch.equal(first.streams[s], again.streams[s]) for s in first.streams)
+    sha = first.hparams.data_sha256
+    assert sorted(p.name for p in cache_dir.iterdir()) == [f"{sha}.json", f"{sha}.tokens"]  # no temporary left
+    path.write_text("anna\nbob\ncleo\ndave\neve\nfay\ngus\nhal\nivy\nzed\n")  # same size, new content
+    changed = setup_dm(path=str(path))
+    assert len(calls) == 2 and changed.hparams.data_sha256 != sha and "z" in changed.vocab.itos
+
+
+def test_a_failed_encoding_leaves_no_cache(tmp_path, cache_dir, monkeypatch):
+    path = tmp_path / "w.txt"
+    path.write_text("anna\nbob\ncleo\ndave\neve\nfay\ngus\nhal\nivy\njo\n" * 10)
+    monkeypatch.setattr(corpus, "BLOCK", 8)
+    n_blocks = len(list(corpus._blocks(path)))
+
+    def failing_words(path, offset, block, words=corpus._words, seen=[]):
+        seen.append(offset)
+        if len(seen) > n_blocks + 5:  # into the second pass, with the token file half written
+            raise KeyboardInterrupt
+        return words(path, offset, block)
+
+    monkeypatch.setattr(corpus, "_words", failing_words)
+    with pytest.raises(KeyboardInterrupt):
+        setup_dm(path=str(path))
+    assert list(cache_dir.iterdir()) == []
+    monkeypatch.undo()
+
+
+def test_a_cache_without_metadata_or_of_the_wrong_size_is_rebuilt(tmp_path, cache_dir):
+    path = tmp_path / "w.txt"
+    path.write_text("anna\nbob\ncleo\ndave\neve\nfay\ngus\nhal\nivy\njo\n")
+    sha = setup_dm(path=str(path)).hparams.data_sha256
+    tokens, meta = corpus.cache_paths(cache_dir, sha)
+    good = tokens.read_bytes()
+    tokens.write_bytes(good[:-3])  # as if cut short
+    assert corpus.read_meta(cache_dir, sha) is None
+    dm = setup_dm(path=str(path))
+    assert tokens.read_bytes() == good and dm.num_pairs("train") > 0
+    meta.unlink()
+    assert corpus.read_meta(cache_dir, sha) is None
+    setup_dm(path=str(path))
+    assert corpus.read_meta(cache_dir, sha)["tokens"] == len(good)
+
+
 def test_batches_come_whole_from_the_sampler(names_txt, monkeypatch):
     calls = []
     getitem = PairBatches.__getitem__
-    monkeypatch.setattr(PairBatches, "__getitem__", lambda self, idx: calls.append(len(idx)) or getitem(self, idx))
+    monkeypatch.setattr(PairBatches, "__getitem__", lambda self, item: calls.append(len(item[0])) or getitem(self, item))
     dm = setup_dm(path=str(names_txt), batch_size=4096)
     batches = list(dm.train_dataloader())
     n = dm.num_pairs("train")
     assert len(batches) == len(calls) == -(-n // 4096)  # one __getitem__ per batch, none per example
-    xs = torch.cat([x for x, _ in batches])
+    xs = torch.cat([x for x, _, _ in batches])
     assert xs.dtype == torch.uint8 and len(xs) == n
+    assert [n_step for _, _, n_step in batches] == [len(x) for x, _, _ in batches]  # one device: its whole batch
     # every pair exactly once: the batches are a permutation of the split
-    pairs = torch.cat([x.long() * 27 + y.long() for x, y in batches]).sort().values
+    pairs = torch.cat([x.long() * 27 + y.long() for x, y, _ in batches]).sort().values
     stream = dm.streams["train"].long()
     assert torch.equal(pairs, (stream[:-1] * 27 + stream[1:]).sort().values)
-    xenc, ys = dm.on_after_batch_transfer(batches[0], 0)
-    assert xenc.dtype == torch.float32 and xenc.shape == (4096, 27) and torch.equal(xenc.argmax(1), batches[0][0].long())
-    assert ys.dtype == torch.long
+    xenc, ys, n_step = dm.on_after_batch_transfer(batches[0], 0)
+    assert torch.equal(xenc, torch.nn.functional.one_hot(batches[0][0].long(), 27).float())
+    assert ys.dtype == torch.long and n_step == 4096
 
 
 def test_sampler_order_depends_only_on_seed_and_epoch():
     def order(seed, epoch):
         s = BatchIndexSampler(1000, 64, shuffle=True, seed=seed)
         s.set_epoch(epoch)
-        return torch.cat(list(s))
+        return torch.cat([idx for idx, _ in s])
 
     assert torch.equal(order(0, 3), order(0, 3))
     assert not torch.equal(order(0, 3), order(0, 4))
@@ -84,7 +183,8 @@ def test_ranks_get_disjoint_complete_shards(world):
         s.set_epoch(2)
         batches = list(s)
         assert len(batches) == len(s)
-        shards.append(torch.cat(batches))
+        assert [n for _, n in batches] == [50 * world] * (len(s) - 1) + [1001 - 50 * world * (len(s) - 1)]
+        shards.append(torch.cat([idx for idx, _ in batches]))
     assert torch.equal(torch.cat(shards).sort().values, torch.arange(1001))
 
 
@@ -101,7 +201,7 @@ def test_default_file_is_downloaded_and_verified(workdir, names_txt, monkeypatch
     dm = setup_dm()
     assert (workdir / "data" / "names.txt").read_bytes() == names_txt.read_bytes()
     assert dm.hparams.data_sha256 == MAKEMORE_SHA256
-    assert sorted(p.name for p in (workdir / "data").iterdir()) == ["names.txt"]  # no temporary file left
+    assert sorted(p.name for p in (workdir / "data").iterdir()) == ["cache", "names.txt"]  # no temporary file left
 
 
 @pytest.mark.parametrize(

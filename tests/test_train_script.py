@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def train_py(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+def train_py(cwd: Path, *args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, **(env or {})}
     env["HOME"] = str(cwd)  # no W&B credentials: the run must go offline by itself
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
@@ -80,13 +81,74 @@ def test_gpu_run(tmp_path, names_txt):
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.02
 
 
-def test_ddp_on_two_cpu_processes(tmp_path):
-    from bigram_lightning.data import census_first_names
+RECORDER = """
+import lightning as L
+import torch
 
-    (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:1000]) + "\n")
+
+class RecordPairs(L.Callback):
+    \"\"\"Saves every (x, y) pair this rank trained on, per epoch, as x * V + y.\"\"\"
+
+    def __init__(self, out: str = "."):
+        self.out, self.pairs = out, []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.pairs.append([])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        xenc, ys, n_step = batch
+        self.pairs[-1].append(xenc.argmax(1) * xenc.shape[1] + ys)
+
+    def on_train_end(self, trainer, pl_module):
+        torch.save([torch.cat(p) for p in self.pairs], f"{self.out}/pairs-rank{trainer.global_rank}.pt")
+"""
+
+
+def uneven_words(tmp_path: Path) -> tuple[int, torch.Tensor]:
+    """Writes words.txt with an odd number of training pairs, so that the two ranks' shares of the last global
+    batch differ; returns a per-device batch size and the training split's pairs (x * V + y, sorted)."""
+    from bigram_lightning.data import BigramDataModule, census_first_names
+
+    for k in range(1000, 1100):
+        (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:k]) + "\n")
+        dm = BigramDataModule(path=str(tmp_path / "words.txt"), cache_dir=str(tmp_path / "data" / "cache"))
+        dm.setup("fit")
+        if dm.num_pairs("train") % 2 == 1:
+            stream = dm.streams["train"].long()
+            return 128, (stream[:-1] * len(dm.vocab) + stream[1:]).sort().values
+    raise AssertionError("no word count gives an odd number of training pairs")
+
+
+DDP_ARGS = [
+    "--accelerator", "cpu", "--strategy", "ddp", "--data.path", "words.txt", "--max_epochs", "2",
+    "--logger", "csv", "--trainer.enable_progress_bar", "false", "--precision", "64-true", "--samples.num", "3",
+]
+
+
+def one_process_W(tmp_path: Path, batch_size: int) -> torch.Tensor:
+    """W after the same run in one process (in this one), with the two devices' batches as one."""
+    from bigram_lightning.cli import main
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        args = [a for a in DDP_ARGS if a not in ("--strategy", "ddp")]
+        assert main([*args, "--devices", "1", "--data.batch_size", str(batch_size), "--runs_dir", "runs-1"]) == 0
+    finally:
+        os.chdir(cwd)
+    (last,) = (tmp_path / "runs-1").glob("*/checkpoints/last.ckpt")
+    return torch.load(last, weights_only=True)["state_dict"]["W"]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    """Lightning's DDP on 2 processes, each with half the batch, ends with the W of 1 process with the whole
+    batch, also when the last batch splits unevenly; the ranks' shards are disjoint and complete."""
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    batch, train_pairs = uneven_words(tmp_path)
     proc = train_py(
-        tmp_path, "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--data.path", "words.txt",
-        "--max_epochs", "2", "--logger", "csv", "--trainer.enable_progress_bar", "false", "--data.batch_size", "128",
+        tmp_path, *DDP_ARGS, "--devices", "2", "--data.batch_size", str(batch),
+        "--trainer.callbacks+=recorder.RecordPairs", f"--trainer.callbacks.out={tmp_path}",
+        env={"PYTHONPATH": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc, tmp_path)
@@ -94,3 +156,38 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert len(list((tmp_path / "runs").iterdir())) == 1
     assert sum(line.startswith("epoch 0 samples:") for line in proc.stdout.splitlines()) == 1
     assert summary["val_loss"] < 3.0
+    # every epoch, the two ranks together trained on each pair of the split exactly once
+    rank0, rank1 = (torch.load(tmp_path / f"pairs-rank{r}.pt") for r in (0, 1))
+    assert len(rank0) == len(rank1) == 2
+    for a, b in zip(rank0, rank1):
+        assert abs(len(a) - len(b)) <= 1
+        assert torch.equal(torch.cat([a, b]).sort().values, train_pairs)
+    W_ddp = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]
+    assert (W_ddp - one_process_W(tmp_path, 2 * batch)).abs().max().item() <= 1e-5
+
+
+def test_two_nodes_under_torchrun_match_one_process(tmp_path):
+    """Two "nodes" (torchrun --nnodes 2, node ranks 0 and 1, one process each) on loopback reach the W of one
+    process with both nodes' batches as one."""
+    batch, _ = uneven_words(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["HOME"] = str(tmp_path)
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
+             "--rdzv-id", "two-nodes", str(REPO / "train.py"), *DDP_ARGS, "--num_nodes", "2", "--devices", "1",
+             "--data.batch_size", str(batch)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )
+        for rank in (0, 1)
+    ]
+    outs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    # both nodes agreed on one run directory, named after the rendezvous id
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["torchrun-two-nodes"]
+    W = torch.load(tmp_path / "runs" / "torchrun-two-nodes" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (W["state_dict"]["W"] - one_process_W(tmp_path, 2 * batch)).abs().max().item() <= 1e-5

@@ -1,0 +1,307 @@
+"""The project against the notebooks' plain PyTorch loop, side by side: `python benchmarks/bench.py`.
+
+Sections (all by default; `--only` picks some):
+  throughput  training steps/s and pairs/s of the Trainer and of plain loops, same data, device and batch size
+  quality     seconds from process start to val/loss within 0.01 of the count model: the notebooks' recipe
+              (benchmarks/recipe.py) against the default `python train.py`
+  sampling    names/s of sampling.sample + decode against the notebooks' one-name-at-a-time loop
+  scale       corpora of 1M, 10M and 100M characters drawn from a seeded Markov chain (the count model of
+              names.txt): encoding MB/s, and a one-epoch `python train.py` run: epoch time and peak RSS
+Prints a table and writes it as JSON (--out). A benchmark, not a test: nothing here fails on a slow machine.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bigram_lightning.counts import count_logprobs  # noqa: E402
+from bigram_lightning.data import BigramDataModule  # noqa: E402
+from bigram_lightning.sampling import decode, sample  # noqa: E402
+from bigram_lightning.vocab import Vocab  # noqa: E402
+
+LOG_EVERY = 10  # train.py's setting
+NAMES = Path(os.environ.get("BIGRAM_NAMES_TXT", REPO.parent / "shared" / "data" / "names.txt"))
+if not NAMES.is_file():
+    NAMES = REPO / "data" / "names.txt"
+
+
+def env1() -> dict:
+    """Child processes: one intra-op thread (the project's default, and the same for both sides), W&B offline."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+            "PYTHONPATH": f"{REPO / 'benchmarks'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+def plain_loop(xs, ys, batch_size, epochs, notebook: bool) -> tuple[int, float]:
+    """(steps, seconds) of the plain loop. notebook: the notebooks' cells as written (F.one_hot(...).float(),
+    exp, normalise, pluck, log, mean); else a tuned plain loop (scatter one-hot, F.cross_entropy)."""
+    n, V = len(xs), 27
+    W = torch.randn((V, V), generator=torch.Generator().manual_seed(2147483647), requires_grad=True)
+    steps, start = 0, time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)) if batch_size < n else None
+        for i in range(0, n, batch_size):
+            bx, by = (xs, ys) if order is None else (xs[order[i : i + batch_size]], ys[order[i : i + batch_size]])
+            if notebook:
+                xenc = F.one_hot(bx.long(), num_classes=V).float()
+                counts = (xenc @ W).exp()
+                probs = counts / counts.sum(1, keepdims=True)
+                loss = -probs[torch.arange(len(by)), by.long()].log().mean()
+            else:
+                xenc = torch.zeros(len(bx), V).scatter_(1, bx.long().unsqueeze(1), 1.0)
+                loss = F.cross_entropy(xenc @ W, by.long())
+            W.grad = None
+            loss.backward()
+            W.data += -0.1 * W.grad
+            steps += 1
+    return steps, time.perf_counter() - start
+
+
+def trainer_loop(dm, batch_size, epochs) -> tuple[int, float]:
+    """(steps, seconds) of the project's Trainer: BigramLM and BigramDataModule as train.py builds them
+    (momentum SGD, one-hot on the device), timed over the training epochs after the first (no validation)."""
+    import lightning as L
+
+    from bigram_lightning.model import BigramLM
+
+    class Timer(L.Callback):
+        seconds, steps = 0.0, 0
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.start, self.step0 = time.perf_counter(), trainer.global_step
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch > 0:  # the first epoch warms up
+                self.seconds += time.perf_counter() - self.start
+                self.steps += trainer.global_step - self.step0
+
+    dm.hparams.batch_size = batch_size
+    timer = Timer()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=epochs + 1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[timer], log_every_n_steps=LOG_EVERY,
+    )
+    trainer.fit(BigramLM(vocab=dm.vocab.itos), datamodule=dm)
+    return timer.steps, timer.seconds
+
+
+def throughput(args) -> dict:
+    dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    stream = dm.streams["train"]
+    xs, ys = stream[:-1], stream[1:]
+    n = len(xs)
+    out = {}
+    for label, batch_size, epochs in (("full batch", n, args.full_steps), ("batch 4096", 4096, args.epochs_4096)):
+        plain_loop(xs, ys, batch_size, 1, True)  # warm-up
+        rows = {
+            "notebook loop": plain_loop(xs, ys, batch_size, epochs, notebook=True),
+            "tuned plain loop": plain_loop(xs, ys, batch_size, epochs, notebook=False),
+            "Trainer": trainer_loop(dm, batch_size, epochs),
+        }
+        per_step = {k: (steps / sec, steps / sec * min(batch_size, n)) for k, (steps, sec) in rows.items()}
+        out[label] = {
+            k: {"steps_per_s": s, "pairs_per_s": p, "ratio_vs_notebook": s / per_step["notebook loop"][0],
+                "ratio_vs_tuned": s / per_step["tuned plain loop"][0]}
+            for k, (s, p) in per_step.items()
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------ time to quality
+def quality(args) -> dict:
+    work = Path(tempfile.mkdtemp(dir=args.workdir))
+    (work / "data").mkdir()
+    shutil.copy(NAMES, work / "data" / "names.txt")
+    start = time.time()
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "recipe.py"), str(NAMES)], env=env1(),
+                          capture_output=True, text=True, check=True)
+    recipe = json.loads(proc.stdout)
+    recipe_out = {"steps": recipe["steps"], "start_to_target_s": recipe["target"] - start,
+                  "train_to_target_s": recipe["target"] - recipe["first_step"]}
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--trainer.callbacks+=stopwatch.StopWatch",
+         f"--trainer.callbacks.out={work / 'stopwatch.json'}"],
+        cwd=work, env=env1(), capture_output=True, text=True,
+    )
+    end = time.time()
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    watch = json.loads((work / "stopwatch.json").read_text())
+    hit = next((t for t, loss, count in watch["vals"] if loss - count <= 0.01), None)
+    steps_per_epoch = watch["epochs"][0][2]
+    epoch_hit = next((i for i, (t, loss, count) in enumerate(watch["vals"]) if loss - count <= 0.01), None)
+    train_py = {
+        "steps": None if epoch_hit is None else (epoch_hit + 1) * steps_per_epoch,
+        "start_to_target_s": None if hit is None else hit - start,
+        "train_to_target_s": None if hit is None else hit - watch["first_step"],
+        "start_to_exit_s": end - start,
+        "final_val_gap": watch["vals"][-1][1] - watch["vals"][-1][2],
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    return {"recipe": recipe_out, "train.py": train_py}
+
+
+# ------------------------------------------------------------------------------------------------- sampling
+def count_probs(args) -> tuple[torch.Tensor, Vocab]:
+    dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    return count_logprobs(dm.counts["train"]).exp().float(), dm.vocab
+
+
+def sampling(args) -> dict:
+    P, vocab = count_probs(args)
+    W = P.log()  # a trained net's W: softmax(W) is the count model's P
+    # the notebook's last cell: one name at a time, the net run on one one-hot character per step
+    g = torch.Generator().manual_seed(2147483647)
+    start, names = time.perf_counter(), 0
+    while time.perf_counter() - start < args.loop_seconds:
+        out, ix = [], 0
+        while True:
+            xenc = F.one_hot(torch.tensor([ix]), num_classes=27).float()
+            counts = (xenc @ W).exp()
+            p = counts / counts.sum(1, keepdims=True)
+            ix = torch.multinomial(p, num_samples=1, replacement=True, generator=g).item()
+            out.append(vocab.itos[ix])
+            if ix == 0:
+                break
+        names += 1
+    loop = names / (time.perf_counter() - start)
+    # the project: SampleNames' path, softmax(W) once, then every name at once
+    g = torch.Generator().manual_seed(2147483647)
+    decode(sample(W.softmax(1), 1000, g), vocab)  # warm-up
+    start = time.perf_counter()
+    batched_names = decode(sample(W.softmax(1), args.num_samples, g), vocab)
+    batched = len(batched_names) / (time.perf_counter() - start)
+    return {"notebook_names_per_s": loop, "batched_names_per_s": batched, "ratio": batched / loop,
+            "num": args.num_samples}
+
+
+# ---------------------------------------------------------------------------------------------------- scale
+def markov_corpus(path: Path, chars: int, P: torch.Tensor, vocab: Vocab, seed: int = 1) -> None:
+    """Names drawn from the Markov chain P (seeded), one per line, until `chars` characters (with newlines)."""
+    g = torch.Generator().manual_seed(seed)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        written = 0
+        while written < chars:
+            text = "\n".join(n for n in decode(sample(P, 500_000, g, max_len=30), vocab) if n) + "\n"
+            text = text[: chars - written]
+            f.write(text)
+            written += len(text)
+    os.replace(tmp, path)
+
+
+def scale(args) -> dict:
+    P, vocab = count_probs(args)
+    out = {}
+    for chars in args.sizes:
+        corpus = args.workdir / f"markov-{chars}.txt"
+        if not corpus.exists():
+            markov_corpus(corpus, chars, P, vocab)
+        work = Path(tempfile.mkdtemp(dir=args.workdir))
+        # encoding, in a fresh process as a first run would: hash + two passes over the file + the cache write
+        code = (
+            "import sys, time; from pathlib import Path; from bigram_lightning.data import BigramDataModule; "
+            f"dm = BigramDataModule(path={str(corpus)!r}, cache_dir={str(work / 'cache')!r}); "
+            "t = time.perf_counter(); dm.prepare_data(); print(time.perf_counter() - t)"
+        )
+        encode_s = float(subprocess.run([sys.executable, "-c", code], env=env1(), capture_output=True, text=True,
+                                        check=True, cwd=REPO).stdout)
+        start = time.time()
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), "--data.path", str(corpus), "--data.cache_dir", str(work / "cache"),
+             "--max_epochs", "1", "--logger", "none", "--trainer.enable_progress_bar", "false",
+             "--trainer.callbacks+=stopwatch.StopWatch", f"--trainer.callbacks.out={work / 'stopwatch.json'}"],
+            cwd=work, env=env1(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(stderr[-3000:])
+        watch = json.loads((work / "stopwatch.json").read_text())
+        epoch_start, epoch_end, steps = watch["epochs"][0]
+        out[f"{chars / 1e6:g}M"] = {
+            "chars": chars, "encode_s": encode_s, "encode_MB_per_s": corpus.stat().st_size / 1e6 / encode_s,
+            "epoch_s": epoch_end - epoch_start, "steps": steps, "run_s": time.time() - start,
+            "peak_rss_MB": peak_rss_mb(work / "stopwatch.json"),
+        }
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def peak_rss_mb(stopwatch: Path) -> float:
+    return json.loads(stopwatch.read_text())["peak_rss_kb"] / 1024
+
+
+# ---------------------------------------------------------------------------------------------------- table
+def table(results: dict) -> str:
+    lines = []
+    if "throughput" in results:
+        lines.append(f"{'training throughput (1 CPU thread)':40}{'steps/s':>10}{'pairs/s':>12}{'×notebook':>11}{'×tuned':>9}")
+        for label, rows in results["throughput"].items():
+            for name, r in rows.items():
+                lines.append(f"  {label + ', ' + name:38}{r['steps_per_s']:>10.1f}{r['pairs_per_s']:>12.3g}"
+                             f"{r['ratio_vs_notebook']:>11.2f}{r['ratio_vs_tuned']:>9.2f}")
+    if "quality" in results:
+        q = results["quality"]
+        lines.append(f"{'time to val/loss within 0.01 of count':40}{'steps':>10}{'start→hit s':>12}{'train→hit s':>12}{'exit s':>8}")
+        for name, r in q.items():
+            fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+            lines.append(f"  {name:38}{str(r['steps']):>10}{fmt(r['start_to_target_s']):>12}"
+                         f"{fmt(r['train_to_target_s']):>12}{fmt(r.get('start_to_exit_s')):>8}")
+        if q["train.py"]["train_to_target_s"]:
+            lines.append(f"  train.py training phase / recipe's: {q['train.py']['train_to_target_s'] / q['recipe']['train_to_target_s']:.3f}")
+    if "sampling" in results:
+        s = results["sampling"]
+        lines.append(f"sampling: notebook loop {s['notebook_names_per_s']:.0f} names/s, batched ({s['num']} names) "
+                     f"{s['batched_names_per_s']:.0f} names/s = {s['ratio']:.0f}×")
+    if "scale" in results:
+        lines.append(f"{'corpus':10}{'encode s':>10}{'MB/s':>8}{'epoch s':>10}{'steps':>8}{'run s':>8}{'peak RSS MB':>13}")
+        for name, r in results["scale"].items():
+            lines.append(f"{name:10}{r['encode_s']:>10.2f}{r['encode_MB_per_s']:>8.0f}{r['epoch_s']:>10.1f}"
+                         f"{r['steps']:>8}{r['run_s']:>8.1f}{r['peak_rss_MB']:>13.0f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="throughput,quality,sampling,scale", help="comma-separated sections")
+    p.add_argument("--out", default="runs/benchmark.json", help="where the JSON goes")
+    p.add_argument("--workdir", default="runs/benchmark", help="generated corpora and caches (reused)")
+    p.add_argument("--sizes", default="1000000,10000000,100000000", help="corpus sizes in characters")
+    p.add_argument("--full-steps", type=int, default=30, help="full-batch steps timed")
+    p.add_argument("--epochs-4096", type=int, default=4, help="epochs timed at batch 4096")
+    p.add_argument("--num-samples", type=int, default=1_000_000, help="names sampled at once")
+    p.add_argument("--loop-seconds", type=float, default=2.0, help="seconds the notebook's sampling loop runs")
+    args = p.parse_args()
+    args.workdir = Path(args.workdir).resolve()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    torch.set_num_threads(1)  # as train.py: the same setting on both sides of every comparison
+    sections = {"throughput": throughput, "quality": quality, "sampling": sampling, "scale": scale}
+    results = {}
+    for name in args.only.split(","):
+        results[name] = sections[name](args)
+    print(table(results))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
