@@ -285,9 +285,13 @@ def final_nlls(model: BigramLM, datamodule: BigramDataModule) -> dict[str, float
     return out
 
 
-def main(args: Optional[list[str]] = None) -> int:
-    start = time.perf_counter()
-    args = sys.argv[1:] if args is None else list(args)
+def not_for_this_project(record: logging.LogRecord) -> bool:
+    """Lightning's advert for its logging service, and its TPU line on machines without TPUs."""
+    return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
+
+
+def silence_what_does_not_apply() -> None:
+    """Start-up warnings that do not apply to this project, each for the reason beside it."""
     # num_workers=0 is deliberate: batches are slices of in-memory tensors, worker processes would only add IPC
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # main passes the (rewritten) command line to LightningCLI on purpose
@@ -297,13 +301,18 @@ def main(args: Optional[list[str]] = None) -> int:
     # torch deprecated an API that Lightning still calls: nothing a user of this project can act on
     warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
     # full-batch runs (configs/gpu.yaml) and small word lists have fewer steps per epoch than the logging
-    # interval: train/loss is logged per epoch all the same
+    # interval: train/loss_epoch is logged all the same
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    # one function object: however often main runs in a process, the filter is added once
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    start = time.perf_counter()
+    args = sys.argv[1:] if args is None else list(args)
+    silence_what_does_not_apply()
     lightning_log = logging.getLogger("lightning.pytorch")
     level = lightning_log.level
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
-    )
     if "OMP_NUM_THREADS" not in os.environ:
         # W is V×V: a step is too small to split across threads, and on a small machine the threads spin
         # against W&B's service process for the cores (steps up to 20× slower on 2 cores)

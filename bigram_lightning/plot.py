@@ -70,7 +70,6 @@ def draw_grid(
 def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
     """NLL after each epoch on the training and validation splits (epoch 0: the random initialisation) and the
     count model's validation NLL, the optimum the net approaches; the right panel zooms in on the approach."""
-    epochs = [row["epoch"] for row in history]
     later = [row for row in history if row["epoch"] >= 1]
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     panels = fig.subplots(1, 2 if len(later) >= 2 else 1, squeeze=False)[0]

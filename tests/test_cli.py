@@ -220,3 +220,14 @@ def test_every_config_key_is_documented(config):
     lines = (config_dir() / config).read_text().splitlines()
     keys = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert keys and [line for line in keys if " # " not in line] == []
+
+
+def test_start_up_filters_do_not_pile_up_in_process(workdir, words_file, train):
+    import logging
+
+    from bigram_lightning.cli import not_for_this_project
+
+    for _ in range(2):
+        assert train("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0")[0] == 0
+    filters = logging.getLogger("lightning.pytorch.utilities.rank_zero").filters
+    assert filters.count(not_for_this_project) == 1

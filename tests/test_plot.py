@@ -1,6 +1,5 @@
 """The pictures: the grid and loss-curve PNGs at the end of training, and bigram-plot for any checkpoint."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +7,7 @@ from PIL import Image
 
 from bigram_lightning.callbacks import Pictures
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG, draw_grid, main
-from bigram_lightning.tools import HISTORY_KEY, load_checkpoint
+from bigram_lightning.tools import HISTORY_KEY
 from bigram_lightning.vocab import Vocab
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bigram_lightning.counts import count_logprobs, nll_from_counts
+from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.score import main, word_logprobs
 from bigram_lightning.tools import load_checkpoint, training_data
 from bigram_lightning.vocab import Vocab
