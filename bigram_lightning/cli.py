@@ -24,7 +24,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, SampleNames
 from bigram_lightning.counts import count_logprobs, nll_from_counts
-from bigram_lightning.data import BigramDataModule, write_atomic
+from bigram_lightning.corpus import write_atomic
+from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG

@@ -34,6 +34,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600: a downloaded file or a shared cache must be readable by others
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def read_words(path: Path) -> list[str]:
     """The words of a file as plain Python defines them: each line stripped, blank lines skipped. The
     reference that `encode_file` implements block by block (the tests hold one to the other)."""
@@ -127,7 +141,7 @@ def encode_file(path: Path, out: Path) -> dict:
     lut[[ord(c) for c in chars]] = np.arange(1, len(vocab), dtype=dtype)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600: other users of a shared cache must read it too
+    os.chmod(tmp, 0o644)  # as in write_atomic
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(np.zeros(1, dtype=dtype).tobytes())  # the stream starts with a boundary
@@ -167,11 +181,7 @@ def build_cache(path: Path, cache_dir: Path, sha256: str) -> dict:
     tokens, meta = cache_paths(cache_dir, sha256)
     try:
         info = encode_file(path, tokens)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{meta.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump({**info, "source": str(path)}, f)
-        os.replace(tmp, meta)
+        write_atomic(meta, json.dumps({**info, "source": str(path)}).encode())
     except PermissionError:
         raise UserError(f"cannot write the token cache in {cache_dir}: pass --data.cache_dir a writable directory") from None
     return info

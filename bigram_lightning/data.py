@@ -4,7 +4,6 @@ import hashlib
 import math
 import os
 import sys
-import tempfile
 import urllib.request
 from importlib import resources
 from pathlib import Path
@@ -14,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bigram_lightning.corpus import build_cache, load_tokens, read_meta, sha256_file
+from bigram_lightning.corpus import build_cache, load_tokens, read_meta, sha256_file, write_atomic
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
@@ -25,19 +24,6 @@ MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8c
 # where the offline fallback goes: a name of its own, so it is never mistaken for makemore's names.txt
 FALLBACK_NAME = "census-first-names.txt"
 STAGES = ("train", "val", "test")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def download(url: str, path: Path, sha256: str, timeout: float = 10.0) -> None:

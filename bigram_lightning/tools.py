@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import torch
 
+from bigram_lightning.corpus import sha256_file
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import BOUNDARY, Vocab
 
@@ -107,7 +108,7 @@ def training_data(ckpt: Checkpoint):
         return None, f"{ckpt.path} does not record its data file"
     if not Path(data_file).is_file():
         return None, f"its data file {data_file} is not here (paths are relative to where train.py ran)"
-    from bigram_lightning.data import BigramDataModule, sha256_file  # imported here: Lightning costs 3 s
+    from bigram_lightning.data import BigramDataModule  # imported here: Lightning costs 3 s
 
     if sha256_file(Path(data_file)) != sha256:
         return None, f"{data_file} has changed since training (its SHA-256 differs)"
