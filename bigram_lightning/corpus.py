@@ -48,12 +48,6 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def read_words(path: Path) -> list[str]:
-    """The words of a file as plain Python defines them: each line stripped, blank lines skipped. The
-    reference that `encode_file` implements block by block (the tests hold one to the other)."""
-    return [w for w in (line.strip() for line in path.read_bytes().decode("utf-8").splitlines()) if w]
-
-
 def _blocks(path: Path):
     """(offset, bytes) of the file in pieces that end after a b'\\n', so no line or UTF-8 character is cut."""
     offset, rest = 0, b""
