@@ -3,6 +3,7 @@
 import hashlib
 import math
 import os
+import re
 import sys
 import urllib.request
 from importlib import resources
@@ -88,13 +89,13 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
 def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
     """Whether each word (token ids) occurs in a token stream as '.word.': a substring search over its bytes,
     so that no set of the corpus's words is ever built."""
-    hay, found = stream.numpy().tobytes(), []
+    hay, found = memoryview(stream.numpy()).cast("B"), []  # the stream's bytes, not a copy of them
     for ids in words:
-        needle = torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()
-        i = hay.find(needle)
-        while i >= 0 and i % stream.element_size():  # a match must start on a token (int32 streams)
-            i = hay.find(needle, i + 1)
-        found.append(i >= 0)
+        needle = re.compile(re.escape(torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()))
+        match = needle.search(hay)
+        while match and match.start() % stream.element_size():  # a match must start on a token (int32 streams)
+            match = needle.search(hay, match.start() + 1)
+        found.append(match is not None)
     return found
 
 
