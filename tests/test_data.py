@@ -246,3 +246,14 @@ def test_bad_split_fractions_and_batch_sizes_are_refused():
         BigramDataModule(val_frac=0.6, test_frac=0.5)
     with pytest.raises(UserError, match="batch_size must be at least 1"):
         BigramDataModule(batch_size=0)
+
+
+def test_contains_words_finds_whole_words_on_token_boundaries():
+    from bigram_lightning.data import contains_words
+
+    stream = torch.tensor([0, 1, 2, 0, 3, 0], dtype=torch.uint8)  # .ab.c.
+    assert contains_words(stream, [[1, 2], [3], [2], [1], [2, 0]]) == [True, True, False, False, False]
+    # int32 ids: the bytes of '.1.' occur in '..256..' one byte off a token boundary, which is no match
+    wide = torch.tensor([0, 1, 2, 0, 0, 256, 0, 0], dtype=torch.int32)
+    assert contains_words(wide, [[1, 2], [256], [1]]) == [True, True, False]
+    assert torch.tensor([0, 1, 0], dtype=torch.int32).numpy().tobytes() in wide.numpy().tobytes()
