@@ -8,7 +8,6 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.plot import draw_pictures
 from bigram_lightning.sampling import decode, sample
@@ -73,11 +72,10 @@ class Pictures(L.Callback):
         # exact NLLs of the current W from the splits' bigram counts, O(V²): the same numbers on every device,
         # and available now, before ModelCheckpoint saves this epoch (the epoch-mean train/loss is not yet)
         datamodule = trainer.datamodule
-        logprobs = pl_module.W.detach().double().log_softmax(dim=1)
         row = {
             "epoch": epoch,
-            "train_nll": nll_from_counts(logprobs, datamodule.counts["train"]),
-            "val_nll": nll_from_counts(logprobs, datamodule.counts["val"]),
+            "train_nll": datamodule.net_nll(pl_module.W, "train"),
+            "val_nll": datamodule.net_nll(pl_module.W, "val"),
             "val_count_nll": datamodule.count_nll("val"),
         }
         self.history = [r for r in self.history if r["epoch"] < epoch] + [row]

@@ -23,12 +23,12 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, SampleNames
-from bigram_lightning.counts import count_logprobs, nll_from_counts
 from bigram_lightning.corpus import write_atomic
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG
+from bigram_lightning.tools import find_checkpoint
 
 # ddp re-runs this command once per extra device; they find the run directory of the first process here
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
@@ -232,13 +232,6 @@ def launcher_run_name() -> Optional[str]:
     return None
 
 
-def latest_checkpoint(runs_dir: str) -> Path:
-    lasts = sorted(Path(runs_dir).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not lasts:
-        raise UserError(f"--ckpt_path last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first")
-    return lasts[-1]
-
-
 def resume_args(args: list[str]) -> list[str]:
     """Resolve `--ckpt_path last` and put the resumed run's config first, so that its settings carry over
     and flags given now (say a larger --max_epochs) override them."""
@@ -253,9 +246,7 @@ def resume_args(args: list[str]) -> list[str]:
     ckpt = value("--ckpt_path", None)
     if ckpt is None:
         return args
-    path = latest_checkpoint(value("--runs_dir", "runs")) if ckpt == "last" else Path(ckpt)
-    if not path.is_file():
-        raise UserError(f"--ckpt_path {ckpt}: no such checkpoint file")
+    path = find_checkpoint(ckpt, value("--runs_dir", "runs"), flag="--ckpt_path")
     rest = [a for i, a in enumerate(args) if not (a.startswith("--ckpt_path") or args[i - 1 : i] == ["--ckpt_path"])]
     config = path.resolve().parent.parent / "config.yaml"
     prefix = ["--config", str(config)] if config.is_file() else []
@@ -277,12 +268,10 @@ def log_run_config(logger: WandbLogger, config, datamodule: BigramDataModule) ->
 
 def final_nlls(model: BigramLM, datamodule: BigramDataModule) -> dict[str, float]:
     """The net's and the count model's NLL on every split, exactly, from the split's bigram counts (O(V²))."""
-    logprobs = model.W.detach().double().log_softmax(dim=1)
-    count = count_logprobs(datamodule.counts["train"])
     out = {}
     for s in ("train", "val", "test"):
-        out[f"{s}_loss"] = nll_from_counts(logprobs, datamodule.counts[s])
-        out[f"{s}_count_nll"] = nll_from_counts(count, datamodule.counts[s])
+        out[f"{s}_loss"] = datamodule.net_nll(model.W, s)
+        out[f"{s}_count_nll"] = datamodule.count_nll(s)
     return out
 
 

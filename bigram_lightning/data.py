@@ -255,6 +255,10 @@ class BigramDataModule(L.LightningDataModule):
     def num_pairs(self, stage: str) -> int:
         return len(self.streams[stage]) - 1
 
+    def net_nll(self, W: torch.Tensor, stage: str) -> float:
+        """NLL on `stage` of the net with weights W, exactly, from the split's bigram counts in O(V²)."""
+        return nll_from_counts(W.detach().double().log_softmax(dim=1), self.counts[stage])
+
     def count_nll(self, stage: str, smoothing: float = 1.0) -> float:
         """NLL on `stage` of the count model built from the training split: the optimum the net approaches."""
         return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])

@@ -69,18 +69,19 @@ class Checkpoint:
         return (self.W / temperature).log_softmax(dim=1)
 
 
-def find_checkpoint(ckpt: str, runs_dir: str) -> Path:
+def find_checkpoint(ckpt: str, runs_dir: str, flag: str = "--ckpt") -> Path:
+    """The checkpoint file `ckpt` names: a path, or 'last', checkpoints/last.ckpt of the newest run under
+    `runs_dir` (train.py's --ckpt_path too: this module does not import Lightning, so the tools start fast)."""
     if ckpt != "last":
         path = Path(ckpt)
         if not path.is_file():
-            raise UserError(f"--ckpt {ckpt}: no such file: pass a checkpoint file or 'last'")
+            raise UserError(f"{flag} {ckpt}: no such file: pass a checkpoint file or 'last'")
         return path
-    # the same rule as train.py's --ckpt_path last (cli.latest_checkpoint), without importing Lightning
     lasts = sorted(Path(runs_dir).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not lasts:
         raise UserError(
-            f"--ckpt last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first (python train.py), "
-            "or pass --runs_dir or --ckpt PATH"
+            f"{flag} last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first (python train.py), "
+            f"or pass --runs_dir or {flag} PATH"
         )
     return lasts[-1]
 
