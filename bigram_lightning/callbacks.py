@@ -51,6 +51,19 @@ class SampleNames(L.Callback):
         self.rows = state_dict["rows"]
 
 
+class RunInfo(L.Callback):
+    def __init__(self, info: dict) -> None:
+        """Keeps run.json (the W&B run id) in every checkpoint too, so that a checkpoint taken away from its run
+        directory still resumes the same W&B run."""
+        self.info = info
+
+    def state_dict(self) -> dict:
+        return dict(self.info)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass  # the run in progress has its own run.json; the checkpoint's was read before it started
+
+
 class CountBaseline(L.Callback):
     """Logs `val/count_nll` and `test/count_nll`: the +1-smoothed count model of the training split."""
 

@@ -1,10 +1,12 @@
 """`python train.py`: parse the config, train, test, and write the run's summary."""
 
+import difflib
 import hashlib
 import json
 import logging
 import netrc
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -16,19 +18,20 @@ from typing import Literal, Optional, Union
 from urllib.parse import urlparse
 
 import torch
+import yaml
 from jsonargparse import ActionYesNo
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, SampleNames
+from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, RunInfo, SampleNames
 from bigram_lightning.corpus import write_atomic
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG
-from bigram_lightning.tools import find_checkpoint
+from bigram_lightning.tools import find_checkpoint, read_checkpoint
 
 # ddp re-runs this command once per extra device; they find the run directory of the first process here
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
@@ -47,11 +50,36 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "configs"
 
 
+class BigramArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser, but a mistake is reported like every other one: a single line with its fix
+    (and the nearest real flag for a misspelt one), not the whole usage text."""
+
+    def error(self, message: str, ex: Optional[Exception] = None):
+        message = " ".join(message.split())  # jsonargparse's messages span lines
+        unknown = re.match(r"[Uu]nrecognized arguments: (\S+)", message)
+        key = re.match(r"Group '([\w.]+)' does not accept option '(\w+)'", message)  # a misspelt config file key
+        if unknown or key:
+            token = unknown.group(1) if unknown else f"--{key.group(1)}.{key.group(2)}"
+            if not token.startswith("-"):
+                raise UserError(f"unexpected argument {token!r}: each flag takes one value (quote a list: '[a, b]')")
+            flag = token.split("=")[0]
+            near = difflib.get_close_matches(flag, [o for o in self._option_string_actions if o.startswith("--")], n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise UserError(f"unknown {'flag' if unknown else 'config key'} {flag}: {hint}python train.py --help lists every flag")
+        # 'Parser key "model.lr": Expected a <class 'float'>. Got value: abc' -> "--model.lr: expected float, got 'abc'"
+        message = re.sub(r'^Parser key "([^"]+)": ', r"--\1: ", message)
+        message = re.sub(r"Expected a <class '(\w+)'>\. Got value: (.*)", r"expected \1, got '\2'", message)
+        message = re.sub(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", r"expected one of \1, got '\2'", message)
+        message = re.sub(r"Does not validate against any of the Union subtypes.* Given value: (.*)", r"invalid value '\1'", message)
+        raise UserError(f"{message}: see python train.py --help")
+
+
 class BigramCLI(LightningCLI):
     def __init__(self, args: Optional[list[str]] = None) -> None:
         super().__init__(
             BigramLM,
             BigramDataModule,
+            parser_class=BigramArgumentParser,
             save_config_callback=None,  # config.yaml is written into the run directory by `main`
             trainer_defaults={
                 "use_distributed_sampler": False,  # BatchIndexSampler shards by rank itself
@@ -61,6 +89,7 @@ class BigramCLI(LightningCLI):
             parser_kwargs={
                 "default_config_files": [str(config_dir() / "default.yaml")],
                 "description": "Train makemore's bigram neural net on a word list, then test it.",
+                "allow_abbrev": False,  # --max_epoch is a typo, not --max_epochs: abbreviations would hide typos
             },
             args=args,
             run=False,
@@ -113,18 +142,23 @@ class BigramCLI(LightningCLI):
         parser.link_arguments("quiet", "samples.verbose", compute_fn=lambda quiet: not quiet)
 
     def before_instantiate_classes(self) -> None:
+        check_devices(self.config.trainer.accelerator, self.config.trainer.devices)
         # read the data first: a bad file is reported before anything is written, and the model is built
         # knowing its vocabulary (so W exists from __init__ and the logged hyperparameters hold it)
+        ckpt = read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path") if self.config.ckpt_path else {}
         self.data = BigramDataModule(**self.config.data)
         self.data.prepare_data()
         self.data.setup("fit")
-        if self.config.model.vocab and self.config.model.vocab != self.data.vocab.itos:
+        if ckpt and ckpt["hyper_parameters"]["vocab"] != self.data.vocab.itos:
+            trained_on = ckpt.get("datamodule_hyper_parameters", {}).get("data_file", "the data it was trained on")
             raise UserError(
-                f"the checkpoint's vocabulary {self.config.model.vocab!r} differs from the data's "
-                f"{self.data.vocab.itos!r}: resume with the data it was trained on (--data.path)"
+                f"--ckpt_path {self.config.ckpt_path} was trained on the vocabulary {ckpt['hyper_parameters']['vocab']!r}, "
+                f"but {self.data.hparams.data_file} has {self.data.vocab.itos!r}: resume with --data.path {trained_on}"
             )
         self.config.model.vocab = self.data.vocab.itos
-        self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path)
+        wandb_id = ckpt.get("callbacks", {}).get("RunInfo", {}).get("wandb_id")
+        self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path, wandb_id)
+        self.run_info = json.loads((self.run_dir / "run.json").read_text())
         self.config.trainer.default_root_dir = str(self.run_dir)
         if self.config.quiet:
             self.config.trainer.enable_progress_bar = False
@@ -133,8 +167,24 @@ class BigramCLI(LightningCLI):
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     def instantiate_classes(self) -> None:
-        super().instantiate_classes()
+        try:
+            super().instantiate_classes()
+        except Exception as e:
+            self.discard_run()
+            if isinstance(e, (MisconfigurationException, ValueError, TypeError)):
+                # the Trainer refuses a setting (--strategy foo, --num_nodes 0, …): its message, on one line
+                raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
+            raise
         self.datamodule = self.data  # the same settings, and it has already read the data
+
+    def discard_run(self) -> None:
+        """After an error: close the W&B run, and remove the run directory if this command made it and it holds
+        no checkpoint, so that no empty run directory is left looking like a real run (nor found by 'last')."""
+        logger = getattr(getattr(self, "trainer", None), "logger", None)
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=2, quiet=True)
+        if getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def instantiate_trainer(self, **kwargs):
         self.checkpoint = ModelCheckpoint(
@@ -143,7 +193,9 @@ class BigramCLI(LightningCLI):
         # a checkpoint of its own for last.ckpt: ModelCheckpoint's save_last writes it only on the epochs
         # that also save a new best, so it would fall behind the run whenever val/loss stops improving
         last = ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False)
-        callbacks = list(self.config_init.trainer.callbacks or []) + [CountBaseline(), Pictures(), self.checkpoint, last]
+        callbacks = list(self.config_init.trainer.callbacks or []) + [
+            RunInfo(self.run_info), CountBaseline(), Pictures(), self.checkpoint, last
+        ]
         if self.config_init.trainer.enable_progress_bar is not False:
             callbacks.append(ProgressBar())
         return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
@@ -153,7 +205,6 @@ class BigramCLI(LightningCLI):
             return False
         if self.config.logger == "csv":
             return CSVLogger(self.run_dir, name="", version="")
-        info = json.loads((self.run_dir / "run.json").read_text())
         cfg = self.config.wandb
         mode = wandb_mode(cfg.mode)
         log_model = cfg.log_model and mode == "online"
@@ -163,13 +214,30 @@ class BigramCLI(LightningCLI):
             project=cfg.project, name=cfg.name or self.run_dir.name, tags=list(cfg.tags),
             # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
             save_dir=str(self.run_dir.resolve()),
-            id=info["wandb_id"], resume="allow", mode=mode, log_model=log_model,
+            id=self.run_info["wandb_id"], resume="allow", mode=mode, log_model=log_model,
             settings={"silent": True} if self.config.quiet else None,
         )
         # Lightning passes wandb.init anonymous=None, which wandb >= 0.22 answers with a deprecation warning on
         # every run: leave the setting out, its default is the same
         logger._wandb_init.pop("anonymous", None)
         return logger
+
+
+def check_devices(accelerator, devices) -> None:
+    """Before the data is read; Lightning's own messages for these name neither the flag nor the fix."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
+        raise UserError(
+            f"--accelerator {accelerator}: {build} finds no CUDA GPU on this machine: use --accelerator cpu "
+            "(or auto, which picks a GPU when there is one)"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--accelerator mps: this machine has no Apple GPU: use --accelerator cpu (or auto)")
+    if devices in (0, "0", []) or (isinstance(devices, int) and devices < -1):
+        raise UserError(
+            f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
+            "'[0, 1]', or auto"
+        )
 
 
 def wandb_mode(requested: str) -> str:
@@ -192,8 +260,9 @@ def wandb_mode(requested: str) -> str:
         return "offline"
 
 
-def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
-    """The run directory: the resumed run's, or a new one named by the time (never by the W&B id)."""
+def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str], wandb_id: Optional[str] = None) -> tuple[Path, bool]:
+    """The run directory: the resumed run's, or a new one named by the time (never by the W&B id). A new one
+    for a checkpoint from elsewhere keeps the checkpoint's W&B id (`wandb_id`), so its W&B run goes on."""
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
     if ckpt_path is not None:
@@ -215,7 +284,7 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool
         run_dir = run_dir.with_name(f"{stamp}-{n}")
     run_dir.mkdir(parents=True)
     # the W&B id is the run's handle in W&B only: random, so that runs of two users never collide
-    (run_dir / "run.json").write_text(json.dumps({"wandb_id": secrets.token_hex(4)}) + "\n")
+    (run_dir / "run.json").write_text(json.dumps({"wandb_id": wandb_id or secrets.token_hex(4)}) + "\n")
     return run_dir, True
 
 
@@ -232,16 +301,45 @@ def launcher_run_name() -> Optional[str]:
     return None
 
 
+def flag_values(args: list[str], *flags: str) -> list[str]:
+    """The values given on the command line to any of `flags`, as `--flag value` or `--flag=value`."""
+    values = []
+    for i, a in enumerate(args):
+        if a in flags and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif a.split("=", 1)[0] in flags and "=" in a:
+            values.append(a.split("=", 1)[1])
+    return values
+
+
+def check_config_files(args: list[str]) -> None:
+    """Read every --config file first, so that a missing or broken one is named in the error (the parser's
+    own message names neither the file nor the fix)."""
+    for value in flag_values(args, "--config", "-c"):
+        path = Path(value)
+        if not path.is_file():
+            if value.lstrip().startswith("{"):
+                continue  # inline YAML, as in --config '{max_epochs: 3}': the parser checks it
+            raise UserError(f"--config {value}: no such file: pass a YAML file such as configs/smoke.yaml")
+        try:
+            config = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"--config {value} cannot be read ({e}): pass a UTF-8 YAML file") from None
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
+            raise UserError(
+                f"--config {value} is not valid YAML ({at}{getattr(e, 'problem', None) or e}): fix the file"
+            ) from None
+        if not isinstance(config, dict):
+            raise UserError(f"--config {value} is not a YAML mapping of flags to values: see configs/default.yaml")
+
+
 def resume_args(args: list[str]) -> list[str]:
     """Resolve `--ckpt_path last` and put the resumed run's config first, so that its settings carry over
     and flags given now (say a larger --max_epochs) override them."""
     def value(flag: str, default: Optional[str]) -> Optional[str]:
-        for i, a in enumerate(args):
-            if a == flag and i + 1 < len(args):
-                return args[i + 1]
-            if a.startswith(flag + "="):
-                return a.split("=", 1)[1]
-        return default
+        return (flag_values(args, flag) or [default])[0]
 
     ckpt = value("--ckpt_path", None)
     if ckpt is None:
@@ -309,6 +407,7 @@ def main(args: Optional[list[str]] = None) -> int:
         torch.set_num_threads(1)
     cli = None
     try:
+        check_config_files(args)
         cli = BigramCLI(args=resume_args(args))
         run_dir, trainer, model, dm = cli.run_dir, cli.trainer, cli.model, cli.datamodule
         if trainer.is_global_zero:
@@ -316,18 +415,13 @@ def main(args: Optional[list[str]] = None) -> int:
         os.environ[RUN_DIR_ENV] = str(run_dir)
         if isinstance(trainer.logger, WandbLogger) and trainer.is_global_zero:
             log_run_config(trainer.logger, cli.config, dm)
-        trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path)
-        trainer.test(model, datamodule=dm, ckpt_path=cli.checkpoint.best_model_path, verbose=False)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # weights_only: loading a checkpoint never runs code (read_checkpoint has vetted a resumed one already)
+        trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
+        trainer.test(model, datamodule=dm, ckpt_path=cli.checkpoint.best_model_path, verbose=False, weights_only=True)
+    except (UserError, MisconfigurationException) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         if cli is not None:
-            if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.logger._experiment is not None:
-                cli.trainer.logger.experiment.finish(exit_code=2, quiet=True)
-            if cli.new_run and not (cli.run_dir / "checkpoints").exists():
-                shutil.rmtree(cli.run_dir, ignore_errors=True)  # no empty run directory looking like a real run
-        return 2
-    except MisconfigurationException as e:
-        print(f"error: {e}".splitlines()[0], file=sys.stderr)
+            cli.discard_run()
         return 2
     finally:
         os.environ.pop(RUN_DIR_ENV, None)

@@ -6,7 +6,10 @@ Nothing here imports Lightning (3 s), so a tool that needs only the checkpoint s
 
 import argparse
 import os
+import pickle
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -86,19 +89,56 @@ def find_checkpoint(ckpt: str, runs_dir: str, flag: str = "--ckpt") -> Path:
     return lasts[-1]
 
 
+def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
+    """A train.py checkpoint as torch.load gives it, or a UserError that says what is wrong with the file and
+    names the newest checkpoint beside it that is good.
+
+    weights_only=True: a checkpoint of this project holds tensors and plain types only, so a file whose
+    pickle would call a function (a code-execution payload) is refused before anything in it runs."""
+    problem = checkpoint_problem(path)
+    if problem is None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    good = [p for p in sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime) if p != path]
+    good = next((p for p in good if checkpoint_problem(p) is None), None)
+    hint = (
+        f"the last good checkpoint is {good} ({flag} {good})" if good
+        else f"pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
+    )
+    raise UserError(f"{path} {problem}: {hint}")
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """What makes `path` unusable as a checkpoint, or None when it loads and holds a bigram model."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unpickler's remarks on foreign pickle protocols
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        call = re.search(r"GLOBAL (\S+)", str(e))
+        if call:
+            return f"was refused unread: its pickle would call {call.group(1)} (running code), which a checkpoint never needs"
+        return "is not a PyTorch checkpoint"
+    except Exception:  # EOFError, OSError, RuntimeError (zip reader), KeyError: all of them bad bytes
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head == b"PK\x03\x04":  # torch's format is a zip archive: this one was cut short or damaged
+            return "is truncated or corrupt"
+        return "is empty" if not head else "is not a PyTorch checkpoint"
+    try:
+        W, vocab = raw["state_dict"]["W"], raw["hyper_parameters"]["vocab"]
+    except (KeyError, TypeError):
+        return "is not a bigram-lightning checkpoint (no W and vocabulary in it)"
+    if not isinstance(W, torch.Tensor) or W.shape != (len(vocab), len(vocab)):
+        return f"is damaged: W is not {len(vocab)}×{len(vocab)} for its vocabulary of {len(vocab)} characters"
+    return None
+
+
 def load_checkpoint(ckpt: str, runs_dir: str) -> Checkpoint:
     path = find_checkpoint(ckpt, runs_dir)
-    try:
-        # weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        W = raw["state_dict"]["W"]
-        vocab = Vocab(raw["hyper_parameters"]["vocab"])
-    except Exception:  # not a torch file, a foreign pickle, another model's checkpoint: all the same to a user
-        raise UserError(f"{path} is not a bigram-lightning checkpoint: pass runs/<time>/checkpoints/last.ckpt") from None
-    if W.shape != (len(vocab), len(vocab)):
-        raise UserError(f"{path}: W is {tuple(W.shape)} but the vocabulary has {len(vocab)} characters")
+    raw = read_checkpoint(path)
     history = raw.get("callbacks", {}).get(HISTORY_KEY, {}).get("history", [])
-    return Checkpoint(path, W.double(), vocab, dict(raw.get("datamodule_hyper_parameters", {})), history)
+    vocab = Vocab(raw["hyper_parameters"]["vocab"])
+    return Checkpoint(path, raw["state_dict"]["W"].double(), vocab, dict(raw.get("datamodule_hyper_parameters", {})), history)
 
 
 def training_data(ckpt: Checkpoint):

@@ -70,7 +70,7 @@ def test_works_without_the_data_file(in_trained, tmp_path, monkeypatch, tool):
         (["--prefix", "abc", "--max_len", "3"], "error: --max_len (3) must be longer than --prefix (3 characters)"),
         (["--num", "x"], "error: argument --num: invalid int value: 'x': see bigram-sample --help"),
         (["--ckpt", "nope.ckpt"], "error: --ckpt nope.ckpt: no such file"),
-        (["--ckpt", "words.txt"], "error: words.txt is not a bigram-lightning checkpoint"),
+        (["--ckpt", "words.txt"], "error: words.txt is not a PyTorch checkpoint: pass a checkpoint"),
         (["--runs_dir", "elsewhere"], "error: --ckpt last: no run under elsewhere/ has checkpoints/last.ckpt"),
         # 'qq' and one more character at most: 27 names exist, 30 were asked for
         (["--prefix", "qq", "--unique", "--num", "30", "--max_len", "3"], "error: found only 27 of 30 names after"),
