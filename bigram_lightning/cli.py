@@ -9,12 +9,13 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Literal, Optional, Union
+import urllib.error
+import urllib.request
 from urllib.parse import urlparse
 
 import torch
@@ -28,13 +29,17 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, RunInfo, SampleNames
 from bigram_lightning.corpus import write_atomic
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import UserError
+from bigram_lightning.errors import Diverged, UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.plot import GRID_PNG, LOSS_PNG
 from bigram_lightning.tools import find_checkpoint, read_checkpoint
 
 # ddp re-runs this command once per extra device; they find the run directory of the first process here
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
+# W&B may never hold up training for longer than these: the reachability probe of --wandb.mode auto, and
+# wandb.init of an online run (after which the run goes offline)
+WANDB_PROBE_SECONDS = 3
+WANDB_INIT_SECONDS = 10
 # the Trainer flags that also work without the `trainer.` prefix, as in `python train.py --accelerator gpu`
 TRAINER_SHORTCUTS = {
     "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
@@ -207,6 +212,25 @@ class BigramCLI(LightningCLI):
             return CSVLogger(self.run_dir, name="", version="")
         cfg = self.config.wandb
         mode = wandb_mode(cfg.mode)
+        if mode == "online":
+            logger = self.wandb_logger(mode)
+            try:
+                logger.experiment  # wandb.init now, within WANDB_INIT_SECONDS, rather than at the first log
+                return logger
+            except Exception as e:  # a bad key, a server that does not answer, …: W&B's own error types vary
+                why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                print(f"warning: W&B could not start an online run ({why}): logging offline instead", file=sys.stderr)
+                import wandb  # imported by WandbLogger already
+
+                wandb.teardown()  # the service still holds the run id the failed init claimed
+                mode = "offline"
+        # W&B's process-wide settings follow WANDB_MODE: an offline run then sends W&B's own telemetry nowhere,
+        # instead of waiting on an unreachable server at exit (main restores the variable)
+        os.environ["WANDB_MODE"] = mode
+        return self.wandb_logger(mode)
+
+    def wandb_logger(self, mode: str) -> WandbLogger:
+        cfg = self.config.wandb
         log_model = cfg.log_model and mode == "online"
         if cfg.log_model and not log_model:
             print(f"note: --wandb.log_model: the run is {mode}, so no checkpoint is uploaded", file=sys.stderr)
@@ -215,7 +239,7 @@ class BigramCLI(LightningCLI):
             # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
             save_dir=str(self.run_dir.resolve()),
             id=self.run_info["wandb_id"], resume="allow", mode=mode, log_model=log_model,
-            settings={"silent": True} if self.config.quiet else None,
+            settings={"silent": self.config.quiet, "init_timeout": WANDB_INIT_SECONDS},
         )
         # Lightning passes wandb.init anonymous=None, which wandb >= 0.22 answers with a deprecation warning on
         # every run: leave the setting out, its default is the same
@@ -246,18 +270,21 @@ def wandb_mode(requested: str) -> str:
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    host = urlparse(url).hostname or "api.wandb.ai"
     try:
         has_key = bool(os.environ.get("WANDB_API_KEY")) or netrc.netrc().authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         has_key = False
     if not has_key:
         return "offline"
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-        return "online"
-    except OSError:
+    try:  # any HTTP answer will do: a server that accepts connections but never answers counts as unreachable
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=WANDB_PROBE_SECONDS).close()
+    except urllib.error.HTTPError:
+        pass
+    except (OSError, ValueError):  # no network, no such host, a timeout, a malformed URL
         return "offline"
+    return "online"
 
 
 def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str], wandb_id: Optional[str] = None) -> tuple[Path, bool]:
@@ -405,7 +432,7 @@ def main(args: Optional[list[str]] = None) -> int:
         # W is V×V: a step is too small to split across threads, and on a small machine the threads spin
         # against W&B's service process for the cores (steps up to 20× slower on 2 cores)
         torch.set_num_threads(1)
-    cli = None
+    cli, wandb_env = None, os.environ.get("WANDB_MODE")
     try:
         check_config_files(args)
         cli = BigramCLI(args=resume_args(args))
@@ -419,12 +446,20 @@ def main(args: Optional[list[str]] = None) -> int:
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
         trainer.test(model, datamodule=dm, ckpt_path=cli.checkpoint.best_model_path, verbose=False, weights_only=True)
     except (UserError, MisconfigurationException) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        message = str(e).splitlines()[0]
+        if isinstance(e, Diverged):
+            last = cli.run_dir / "checkpoints" / "last.ckpt"
+            message += f" (the last good checkpoint, {last}, is intact)" if last.is_file() else " (no checkpoint was saved)"
+        print(f"error: {message}", file=sys.stderr)
         if cli is not None:
             cli.discard_run()
         return 2
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+        if wandb_env is None:
+            os.environ.pop("WANDB_MODE", None)
+        else:
+            os.environ["WANDB_MODE"] = wandb_env
         lightning_log.setLevel(level)
     if not trainer.is_global_zero:
         return 0
@@ -444,7 +479,10 @@ def main(args: Optional[list[str]] = None) -> int:
         "pictures": [str(run_dir / name) for name in (GRID_PNG, LOSS_PNG) if (run_dir / name).is_file()],
     }
     wandb_line = f"W&B: off (--logger {cli.config.logger})"
-    if isinstance(trainer.logger, WandbLogger):
+    if isinstance(trainer.logger, WandbLogger) and trainer.logger.experiment.settings.mode == "disabled":
+        trainer.logger.experiment.finish()
+        wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
+    elif isinstance(trainer.logger, WandbLogger):
         experiment = trainer.logger.experiment
         summary["wandb_dir"] = os.path.relpath(Path(experiment.dir).parent)
         summary["wandb_id"] = experiment.id

@@ -1,12 +1,18 @@
 """The bigram neural net: one V×V weight matrix W, logits = one-hot(x) @ W, softmax, NLL of the next character."""
 
+import math
+
 import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from bigram_lightning.errors import UserError
+from bigram_lightning.errors import Diverged, UserError
+
+# a training loss this many times the uniform model's (log V) means the run has diverged: a randomly
+# initialised W starts near 1×, and no working run climbs far above it
+DIVERGED = 100
 
 
 class BigramLM(L.LightningModule):
@@ -101,6 +107,10 @@ class BigramLM(L.LightningModule):
             # DDP averages gradients over devices; weighting each device's mean by its share of the step's
             # pairs makes that average the exact gradient of the step's mean when a step splits unevenly
             loss = nll * (len(ys) * world_size / n_step[0])
+        if log_now or (self._trainer and self.device.type == "cpu" and world_size == 1):
+            # a check reads the loss on the host: free on a lone CPU, so every step there; on a GPU or across
+            # devices it rides on the logging steps, which read the loss anyway
+            self._check_diverged(nll.item())
         if log_now:
             self.log("train/loss", nll, prog_bar=True, batch_size=len(ys))
         if self.hparams.reg == 0:
@@ -109,6 +119,19 @@ class BigramLM(L.LightningModule):
         if log_now:
             self.log("train/reg_loss", reg_loss, batch_size=len(ys))
         return loss + reg_loss
+
+    def _check_diverged(self, nll: float, what: str = "the loss") -> None:
+        """Stop at a non-finite or exploded loss, before a checkpoint can store the wreck. The log-softmax loss
+        stays finite for any finite W, so a far too large --model.lr shows itself as a loss far above the
+        uniform model's log V long before anything overflows."""
+        uniform = math.log(len(self.hparams.vocab))
+        bad = not nll < DIVERGED * uniform  # also true for NaN
+        if self.trainer.strategy.reduce_boolean_decision(bad, all=False):  # every device stops together
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            raise Diverged(
+                f"training diverged at step {self.global_step} (epoch {self.current_epoch}): {what} is {nll:.4g} "
+                f"(the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay"
+            )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -136,6 +159,11 @@ class BigramLM(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # never replace a good checkpoint with a diverged W: its exact training NLL decides (O(V²), once per save)
+        if self._trainer and self.trainer.datamodule is not None and self.trainer.state.fn == "fit":
+            self._check_diverged(self.trainer.datamodule.net_nll(self.W, "train"), "the training NLL of W")
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
         # what optimizer.zero_grad() does for our one parameter, without its per-call profiler bookkeeping
