@@ -209,7 +209,7 @@ class BigramDataModule(L.LightningDataModule):
     def _data_file(self) -> Path:
         path = Path(self.hparams.path)
         fallback = path.with_name(FALLBACK_NAME)
-        if not path.exists() and self.hparams.path == DEFAULT_PATH and fallback.exists():
+        if self.hparams.path == DEFAULT_PATH and not path.exists() and fallback.exists():
             return fallback
         return path
 
@@ -233,7 +233,8 @@ class BigramDataModule(L.LightningDataModule):
 
     def _fetch_default(self) -> None:
         path = Path(self.hparams.path)
-        if path.exists() or self.hparams.path != DEFAULT_PATH or self.vocab is not None:
+        # (a path of the user's is only looked at by check_data_file, which reports every way it can fail)
+        if self.hparams.path != DEFAULT_PATH or self.vocab is not None or path.exists():
             return  # (a set-up datamodule has its data: no second download attempt in one run)
         try:
             download(MAKEMORE_URL, path, MAKEMORE_SHA256)
