@@ -55,10 +55,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def unreadable(path: Path, e: OSError) -> UserError:
-    return UserError(
-        f"data file {path} cannot be read ({e.strerror or e}): check its permissions, or pass --data.path a "
-        "readable file"
-    )
+    fix = "check its permissions, or pass --data.path a readable file" if isinstance(e, PermissionError) else \
+        "pass --data.path a readable file"
+    return UserError(f"data file {path} cannot be read ({e.strerror or e}): {fix}")
 
 
 def line_limit(max_word_len: int) -> int:

@@ -57,7 +57,7 @@ def fifo(wd, mp):
 
 
 def name_too_long(wd, mp):
-    return ["--data.path", "x" * 5000], ["cannot be read (File name too long)", "--data.path"]
+    return ["--data.path", "x" * 5000], ["cannot be read (File name too long): pass --data.path a readable file"]
 
 
 def fake_open(mp, path: Path, failing_open: int, exc: OSError, on_read: bool):
