@@ -193,15 +193,17 @@ def _offending_word(path: Path) -> tuple[str, int]:
 def _no_word_longer(words: np.ndarray, limit: int) -> bool:
     """True when no word of `words` (each followed by '\\n') is longer than `limit`; False when one may be.
 
-    Without locating the words (that costs more than the rest of the first pass on clean data): a run of more
-    than `limit` characters without a '\\n' holds a whole chunk of limit // 2 + 1 of them, with the chunks
-    aligned at the start or at the end of the array."""
+    Without locating every word (that costs more than the rest of the first pass on clean data): a word of more
+    than `limit` characters that starts before the last 2c ones holds a whole chunk of c = limit // 2 + 1
+    characters (chunks aligned at the start of the array) without a '\\n'; the words in the last 2c are
+    measured one by one."""
     c = limit // 2 + 1
     n = len(words) // c * c
-    if n < 2 * c:
+    tail = words[max(0, n - 2 * c) :]
+    lengths = np.diff(np.flatnonzero(tail == NEWLINE), prepend=-1) - 1  # (the first one: the end of a word)
+    if len(lengths) and lengths.max() > limit:
         return False
-    newline = words == NEWLINE
-    return bool(newline[:n].reshape(-1, c).any(1).all() and newline[len(words) - n :].reshape(-1, c).any(1).all())
+    return n < 2 * c or bool((words[:n] == NEWLINE).reshape(-1, c).any(1).all())
 
 
 def scan(path: Path, max_word_len: int = MAX_WORD_LEN) -> np.ndarray:
