@@ -1,6 +1,7 @@
 """The data: a one-word-per-line file -> vocabulary -> word split -> bigram pairs -> batches of one-hot rows."""
 
 import hashlib
+import http.client
 import math
 import os
 import re
@@ -14,7 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bigram_lightning.corpus import build_cache, load_tokens, read_meta, sha256_file, write_atomic
+from bigram_lightning.corpus import MAX_WORD_LEN, build_cache, load_tokens, sha256_file, unreadable, write_atomic
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
@@ -47,12 +48,20 @@ def census_first_names() -> list[str]:
 
 
 def check_data_file(path: Path) -> None:
-    if not path.exists():
-        raise UserError(f"data file {path} not found: pass --data.path to a UTF-8 text file with one word per line")
-    if path.is_dir():
-        raise UserError(f"data path {path} is a directory: pass --data.path to a text file with one word per line")
+    """Refuse, in one line, a data path that is no readable regular file. (Reading can still fail: as root every
+    file passes os.access, so the encoder reports errors at open and read time too.)"""
+    try:
+        if not path.exists():
+            raise UserError(f"data file {path} not found: pass --data.path to a UTF-8 text file with one word per line")
+        if path.is_dir():
+            raise UserError(f"data path {path} is a directory: pass --data.path to a text file with one word per line")
+        if not path.is_file():  # a FIFO or a device: it would be read twice (hash, then encoding), or never end
+            raise UserError(f"data path {path} is not a regular file: pass --data.path to a text file with one word per line")
+    except OSError as e:  # a name too long, a directory on the way that may not be searched, …
+        raise unreadable(path, e) from None
     if not os.access(path, os.R_OK):
-        raise UserError(f"data file {path} is not readable: check its permissions")
+        raise UserError(f"data file {path} cannot be read (Permission denied): check its permissions, or pass "
+                        "--data.path a readable file")
 
 
 def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed: int) -> dict[str, torch.Tensor]:
@@ -61,12 +70,19 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
     The same split on every run and machine, and never a Python list of words."""
     bounds = (tokens == 0).nonzero().squeeze(1)  # the boundaries: word k spans bounds[k]+1 .. bounds[k+1]
     n = len(bounds) - 1
-    n_val, n_test = int(val_frac * n), int(test_frac * n)
-    if n_val == 0 or n_test == 0 or n - n_val - n_test == 0:
+    def fills(n: int) -> bool:
+        return int(val_frac * n) > 0 and int(test_frac * n) > 0 and n - int(val_frac * n) - int(test_frac * n) > 0
+
+    if not fills(n):
+        need = max(3, math.ceil(1 / min(val_frac, test_frac)) - 1)
+        while not fills(need):  # (the float rounding of int(frac * n) decides: a few steps at most)
+            need += 1
         raise UserError(
-            f"{n} words cannot fill train/val/test splits of {1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac}: "
-            "use a longer word list or larger --data.val_frac/--data.test_frac"
+            f"{n} word{'' if n == 1 else 's'} cannot fill train/val/test splits of "
+            f"{1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac} (they need {need} words at least): use a longer "
+            "word list or larger --data.val_frac/--data.test_frac"
         )
+    n_val, n_test = int(val_frac * n), int(test_frac * n)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     cuts = {"train": perm[: n - n_val - n_test], "val": perm[n - n_val - n_test : n - n_test], "test": perm[n - n_test :]}
     streams = {}
@@ -154,6 +170,7 @@ class BigramDataModule(L.LightningDataModule):
         mode: Literal["pairs", "counts"] = "pairs",
         steps_per_epoch: int = 100,
         cache_dir: str = "data/cache",
+        max_word_len: int = MAX_WORD_LEN,
     ) -> None:
         """Bigram pairs of a word list, split by word into train/val/test.
 
@@ -171,10 +188,12 @@ class BigramDataModule(L.LightningDataModule):
                 exactly, in O(V²) per step whatever the corpus size.
             steps_per_epoch: training steps per epoch in counts mode.
             cache_dir: where the data file is kept encoded as a token stream, one file per SHA-256 of its content.
+            max_word_len: the longest word accepted, in characters: a file with a longer one (a file that is not a
+                word list) is refused, naming the line, before it can fill memory.
         """
         super().__init__()
         self.save_hyperparameters()
-        for name in ("batch_size", "eval_batch_size", "steps_per_epoch"):
+        for name in ("batch_size", "eval_batch_size", "steps_per_epoch", "max_word_len"):
             if getattr(self.hparams, name) < 1:
                 raise UserError(f"--data.{name} must be at least 1, got {getattr(self.hparams, name)}")
         if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
@@ -190,16 +209,19 @@ class BigramDataModule(L.LightningDataModule):
     def _data_file(self) -> Path:
         path = Path(self.hparams.path)
         fallback = path.with_name(FALLBACK_NAME)
-        if not path.exists() and self.hparams.path == DEFAULT_PATH and fallback.exists():
+        if self.hparams.path == DEFAULT_PATH and not path.exists() and fallback.exists():
             return fallback
         return path
 
     def _file_sha256(self, path: Path) -> str:
         """The file's SHA-256, hashed again only when the file changes (prepare_data and setup both need it)."""
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-        if self._sha256[0] != key:
-            self._sha256 = (key, sha256_file(path))
+        try:
+            st = path.stat()
+            key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+            if self._sha256[0] != key:
+                self._sha256 = (key, sha256_file(path))
+        except OSError as e:  # (as root, a file passes os.access whatever its mode: reading is the test)
+            raise unreadable(path, e) from None
         return self._sha256[1]
 
     def prepare_data(self) -> None:
@@ -207,16 +229,17 @@ class BigramDataModule(L.LightningDataModule):
         self._fetch_default()
         path = self._data_file()
         check_data_file(path)
-        build_cache(path, Path(self.hparams.cache_dir), self._file_sha256(path))
+        build_cache(path, Path(self.hparams.cache_dir), self._file_sha256(path), self.hparams.max_word_len)
 
     def _fetch_default(self) -> None:
         path = Path(self.hparams.path)
-        if path.exists() or self.hparams.path != DEFAULT_PATH or self.vocab is not None:
+        # (a path of the user's is only looked at by check_data_file, which reports every way it can fail)
+        if self.hparams.path != DEFAULT_PATH or self.vocab is not None or path.exists():
             return  # (a set-up datamodule has its data: no second download attempt in one run)
         try:
             download(MAKEMORE_URL, path, MAKEMORE_SHA256)
             print(f"downloaded {MAKEMORE_URL} to {path} (SHA-256 verified)", file=sys.stderr)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:  # (a cut connection: IncompleteRead)
             words = census_first_names()
             fallback = path.with_name(FALLBACK_NAME)
             write_atomic(fallback, ("\n".join(words) + "\n").encode())
@@ -234,9 +257,8 @@ class BigramDataModule(L.LightningDataModule):
         path = self._data_file()
         check_data_file(path)
         sha256, cache_dir = self._file_sha256(path), Path(self.hparams.cache_dir)
-        info = read_meta(cache_dir, sha256)
-        if info is None:  # setup without prepare_data (or another process replaced the file since)
-            info = build_cache(path, cache_dir, sha256)
+        # the entry prepare_data made; or it is made now (setup without prepare_data, or the file was replaced)
+        info = build_cache(path, cache_dir, sha256, self.hparams.max_word_len)
         self.vocab = Vocab(info["vocab"])
         # token ids in the smallest dtype that holds them (uint8 up to 256 characters); batches are widened
         # on the device

@@ -231,7 +231,7 @@ def test_without_makemore_names_the_census_names_stand_in(workdir, monkeypatch, 
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "not found"), (b"", "has no words"), (b"\n \n\n", "has no words"), (b"\xff\xfe\x00bad", "not UTF-8")],
+    [(None, "not found"), (b"", "is empty"), (b"\n \n\n", "has no words"), (b"\xff\xfe\x00bad", "not UTF-8")],
 )
 def test_unusable_data_files_are_named(tmp_path, content, message):
     path = tmp_path / "w.txt"
