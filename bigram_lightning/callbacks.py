@@ -13,6 +13,12 @@ from bigram_lightning.plot import draw_pictures
 from bigram_lightning.sampling import decode, sample
 
 
+def epoch_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs an epoch's end at (its last batch's): what is logged beside val/loss uses it too,
+    so the steps W&B sees never go back."""
+    return max(trainer.global_step - 1, 0)
+
+
 class SampleNames(L.Callback):
     def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647, verbose: bool = True) -> None:
         """Prints `epoch {n} samples:` and freshly generated names after every training epoch.
@@ -42,7 +48,7 @@ class SampleNames(L.Callback):
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=trainer.global_step)
+                logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}
@@ -113,7 +119,7 @@ class Pictures(L.Callback):
                     keys=["val/loss (net)", "val/count_nll (count model, +1)"],
                     title="val/loss against val/count_nll", xname="epochs trained",
                 )
-                logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=trainer.global_step)
+                logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -113,12 +113,10 @@ def checkpoint_problem(path: Path) -> Optional[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the unpickler's remarks on foreign pickle protocols
             raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        call = re.search(r"GLOBAL (\S+)", str(e))
+    except Exception as e:  # UnpicklingError, EOFError, OSError, RuntimeError (zip reader), KeyError, …
+        call = re.search(r"GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
         if call:
             return f"was refused unread: its pickle would call {call.group(1)} (running code), which a checkpoint never needs"
-        return "is not a PyTorch checkpoint"
-    except Exception:  # EOFError, OSError, RuntimeError (zip reader), KeyError: all of them bad bytes
         with open(path, "rb") as f:
             head = f.read(4)
         if head == b"PK\x03\x04":  # torch's format is a zip archive: this one was cut short or damaged
