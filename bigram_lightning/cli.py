@@ -164,6 +164,10 @@ class BigramCLI(LightningCLI):
         wandb_id = ckpt.get("callbacks", {}).get("RunInfo", {}).get("wandb_id")
         self.run_dir, self.new_run = resolve_run_dir(self.config.runs_dir, self.config.ckpt_path, wandb_id)
         self.run_info = json.loads((self.run_dir / "run.json").read_text())
+        # a run writes inside its run directory and the data cache: W&B's debug logs and staging files would
+        # otherwise go to the home directory (a user's own setting wins)
+        for var, name in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+            os.environ.setdefault(var, str((self.run_dir / "wandb" / name).resolve()))
         self.config.trainer.default_root_dir = str(self.run_dir)
         if self.config.quiet:
             self.config.trainer.enable_progress_bar = False
@@ -432,7 +436,9 @@ def main(args: Optional[list[str]] = None) -> int:
         # W is V×V: a step is too small to split across threads, and on a small machine the threads spin
         # against W&B's service process for the cores (steps up to 20× slower on 2 cores)
         torch.set_num_threads(1)
-    cli, wandb_env = None, os.environ.get("WANDB_MODE")
+    cli = None
+    # the variables a run sets for itself (and for the processes it starts), restored when main returns
+    saved_env = {var: os.environ.get(var) for var in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
     try:
         check_config_files(args)
         cli = BigramCLI(args=resume_args(args))
@@ -455,11 +461,11 @@ def main(args: Optional[list[str]] = None) -> int:
             cli.discard_run()
         return 2
     finally:
-        os.environ.pop(RUN_DIR_ENV, None)
-        if wandb_env is None:
-            os.environ.pop("WANDB_MODE", None)
-        else:
-            os.environ["WANDB_MODE"] = wandb_env
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
         lightning_log.setLevel(level)
     if not trainer.is_global_zero:
         return 0

@@ -61,6 +61,11 @@ def test_quiet_run_prints_the_result_only(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert lines[0].split() == ["net", "count", "model", "(+1)"] and lines[-1].startswith("summary: ")
     assert len(lines) == 9  # the table (4), the checkpoints (2), W&B, the pictures, the summary
+    # it wrote inside its run directory and the data cache only (HOME is tmp_path here); matplotlib, imported
+    # by torchmetrics, keeps its font list in ~/.cache/matplotlib
+    written = {p.relative_to(tmp_path).parts[:2] for p in tmp_path.rglob("*") if p.is_file()}
+    (run,) = (tmp_path / "runs").iterdir()
+    assert written <= {("words.txt",), ("runs", run.name), ("data", "cache"), (".cache", "matplotlib")}, written
 
 
 def test_bad_input_exits_non_zero_with_one_line(tmp_path):
