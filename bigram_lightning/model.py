@@ -41,7 +41,7 @@ class BigramLM(L.LightningModule):
             self._init_weights()
         self.nll = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         # the training epoch's NLL sum and pair count: two in-place adds per step where a metric's update
-        # costs a tenth of the step
+        # costs a tenth of the step. Not in the state dict (W is its one tensor): checkpoints keep it apart
         self.register_buffer("train_sums", torch.zeros(2), persistent=False)
 
     def _init_weights(self) -> None:
@@ -136,6 +136,18 @@ class BigramLM(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # a checkpoint taken mid-epoch: the resumed run's train/loss_epoch includes the steps before it
+        checkpoint["train_sums"] = self.train_sums.detach().cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning loads a checkpoint before it converts the model to the run's precision: W and the sums take
+        # the checkpoint's dtype first, so that a 64-true run is not rounded through float32 on the way
+        W = checkpoint["state_dict"]["W"]
+        self.W.data = self.W.data.to(W.dtype)
+        if "train_sums" in checkpoint:
+            self.train_sums = checkpoint["train_sums"].to(self.train_sums.device)
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
         # what optimizer.zero_grad() does for our one parameter, without its per-call profiler bookkeeping
