@@ -138,8 +138,10 @@ class BigramLM(L.LightningModule):
         self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # a checkpoint taken mid-epoch: the resumed run's train/loss_epoch includes the steps before it
-        checkpoint["train_sums"] = self.train_sums.detach().cpu()
+        # a checkpoint taken mid-epoch: every device's running sums (one row each), so that the resumed epoch's
+        # train/loss_epoch counts the steps before it. Lightning builds a checkpoint on every device, so the
+        # gather meets its peers
+        checkpoint["train_sums"] = self.all_gather(self.train_sums).reshape(-1, 2).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Lightning loads a checkpoint before it converts the model to the run's precision: W and the sums take
@@ -147,7 +149,11 @@ class BigramLM(L.LightningModule):
         W = checkpoint["state_dict"]["W"]
         self.W.data = self.W.data.to(W.dtype)
         if "train_sums" in checkpoint:
-            self.train_sums = checkpoint["train_sums"].to(self.train_sums.device)
+            sums = checkpoint["train_sums"]
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
+            if len(sums) != world:  # resumed on another number of devices: the first one carries the total
+                sums = torch.cat([sums.sum(0, keepdim=True), sums.new_zeros(world - 1, 2)])
+            self.train_sums = sums[rank].to(self.train_sums.device)
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
         # what optimizer.zero_grad() does for our one parameter, without its per-call profiler bookkeeping

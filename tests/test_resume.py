@@ -177,7 +177,7 @@ def test_epoch_end_checkpoint_comes_after_validation(workdir, words_file, train,
         train(*ARGS, "--checkpoint_every_n_steps", str(S))
     c = ckpt(the_run("runs"))
     assert c["global_step"] == S and [r["epoch"] for r in c["callbacks"]["Pictures"]["history"]] == [0, 1]
-    assert c["train_sums"].tolist() == [0, 0] and c["loops"]["fit_loop"]["epoch_progress"]["total"]["completed"] == 0
+    assert c["train_sums"].tolist() == [[0, 0]] and c["loops"]["fit_loop"]["epoch_progress"]["total"]["completed"] == 0
 
 
 def test_last_restarts_a_run_stopped_before_its_first_checkpoint(workdir, words_file, train, reference, monkeypatch):
@@ -281,16 +281,46 @@ def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     assert_same_state(io.load_checkpoint(path), new)
 
 
+def test_ddp_resume_mid_epoch_is_exact(workdir, words_file):
+    """Lightning's DDP on 2 CPU processes, stopped mid-epoch 1 (--trainer.max_steps, just after a checkpoint)
+    and resumed: each rank goes on with its own next batch and its own running sums, so W and every loss logged
+    after the stop are the uninterrupted DDP run's, bitwise."""
+    from test_train_script import DDP_ARGS, summary_of, train_py
+
+    S, stop = steps_per_epoch(words_file), 35  # 2 devices × 64 pairs a step: BATCH pairs, as in one process
+    args = [*DDP_ARGS, "--devices", "2", "--data.batch_size", "64", "--checkpoint_every_n_steps", "5"]
+    assert S < stop < 2 * S - 1 and stop % 5 == 0
+    ref = train_py(workdir, *args, "--runs_dir", "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ref = summary_of(ref, workdir)
+    stopped = train_py(workdir, *args, "--trainer.max_steps", str(stop))
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    run = the_run("runs")
+    assert ckpt(run)["global_step"] == stop and ckpt(run)["train_sums"].shape == (2, 2)
+    resumed = train_py(workdir, "--ckpt_path", "last", "--trainer.max_steps", "-1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    W, W_ref = ckpt(run)["state_dict"]["W"], ckpt(Path(ref["run_dir"]))["state_dict"]["W"]
+    print(f"\nDDP, resumed at step {stop}: max |ΔW| {(W - W_ref).abs().max().item()}")
+    assert torch.equal(W, W_ref)
+    rows = metrics(run / "metrics.csv")
+    assert rows == [r for r in metrics(Path(ref["run_dir"]) / "metrics.csv") if int(r["step"]) >= stop]
+    assert any("train/loss_epoch" in r for r in rows)
+
+
 SLOW = '''
 import time
 import lightning as L
 
 
 class Slow(L.Callback):
-    """A few milliseconds per step, so that the test can see each checkpoint before the next one replaces it."""
+    """20 ms a step and 0.3 s before each epoch (just after the epoch-end checkpoint), so that the test sees each
+    checkpoint well before the next one replaces it. No effect on what is trained."""
 
     def on_train_batch_end(self, *args):
         time.sleep(0.02)
+
+    def on_train_epoch_start(self, *args):
+        time.sleep(0.3)
 '''
 
 
