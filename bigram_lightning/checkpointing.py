@@ -24,7 +24,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_atomic(Path(path), buffer.getvalue())
+        path = Path(path)
+        write_atomic(path, buffer.getvalue())
+        # the temporary files of saves killed midway (one process saves a run's checkpoints: none is in use)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def load_checkpoint(
         self, path, map_location=lambda storage, loc: storage, weights_only: Optional[bool] = None

@@ -238,7 +238,7 @@ def test_sampler_resumes_with_the_next_batch_on_every_rank(world_size):
 def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     """A process that dies in the middle of a save (its temporary file half written) or fails during it leaves
     the previous last.ckpt, loadable with weights_only; what a dead process leaves behind is a hidden .tmp file
-    that `--ckpt_path last` never picks up."""
+    that `--ckpt_path last` never picks up, and the next save removes."""
     io = AtomicCheckpointIO()
     path = tmp_path / "runs" / "r" / "checkpoints" / "last.ckpt"
     old = {"state_dict": {"W": torch.randn(27, 27)}, "global_step": 3}
@@ -279,6 +279,7 @@ def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     assert_same_state(io.load_checkpoint(path), old)
     io.save_checkpoint(new, path)
     assert_same_state(io.load_checkpoint(path), new)
+    assert list(path.parent.iterdir()) == [path]
 
 
 def test_ddp_resume_mid_epoch_is_exact(workdir, words_file):
@@ -386,3 +387,4 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
     print(f"max |ΔW| after {len(hit)} SIGKILLs and resumes: {(W - ref).abs().max().item()}")
     assert torch.equal(W, ref)
     assert hit[0][1] is None and hit[-1][1] == 2 * S
+    assert not list(the_run("runs").glob("checkpoints/.last.ckpt.*"))  # no temporary file outlives a save
