@@ -21,12 +21,15 @@ from urllib.parse import urlparse
 import torch
 import yaml
 from jsonargparse import ActionYesNo
+from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from bigram_lightning.callbacks import CountBaseline, Pictures, ProgressBar, RunInfo, SampleNames
+from bigram_lightning.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from bigram_lightning.corpus import write_atomic
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Diverged, UserError
@@ -85,7 +88,7 @@ class BigramCLI(LightningCLI):
             BigramLM,
             BigramDataModule,
             parser_class=BigramArgumentParser,
-            save_config_callback=None,  # config.yaml is written into the run directory by `main`
+            save_config_callback=None,  # config.yaml is written into the run directory as soon as it exists
             trainer_defaults={
                 "use_distributed_sampler": False,  # BatchIndexSampler shards by rank itself
                 "num_sanity_val_steps": 0,
@@ -120,6 +123,11 @@ class BigramCLI(LightningCLI):
         parser.add_argument(
             "--ckpt_path", type=Optional[str], default=None,
             help="resume: 'last' (the most recent run under --runs_dir) or a checkpoint file",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps", type=NonNegativeInt, default=0,
+            help="also write checkpoints/last.ckpt every N training steps, mid-epoch (0: only at the end of every "
+            "epoch, as always); --ckpt_path last then resumes exactly where the run was stopped or killed",
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="where each run gets its own directory")
         parser.add_argument(
@@ -174,6 +182,10 @@ class BigramCLI(LightningCLI):
             self.config.trainer.enable_model_summary = False
             # Lightning's info lines ("GPU available: …"); main restores the level when it returns
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        if rank_zero_only.rank == 0:
+            # at once and whole: a run killed at any later moment can be started again from it (--ckpt_path last)
+            config = self.parser.dump(self.config, skip_none=False)
+            write_atomic(self.run_dir / "config.yaml", config.encode())
 
     def instantiate_classes(self) -> None:
         try:
@@ -199,15 +211,16 @@ class BigramCLI(LightningCLI):
         self.checkpoint = ModelCheckpoint(
             dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1,
         )
-        # a checkpoint of its own for last.ckpt: ModelCheckpoint's save_last writes it only on the epochs
-        # that also save a new best, so it would fall behind the run whenever val/loss stops improving
-        last = ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False)
+        # after best.ckpt at an epoch's end, so that last.ckpt holds the best checkpoint's new state
+        last = LastCheckpoint(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)
         callbacks = list(self.config_init.trainer.callbacks or []) + [
             RunInfo(self.run_info), CountBaseline(), Pictures(), self.checkpoint, last
         ]
         if self.config_init.trainer.enable_progress_bar is not False:
             callbacks.append(ProgressBar())
-        return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, **kwargs)
+        plugins = self.config_init.trainer.plugins or []
+        plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        return super().instantiate_trainer(logger=self.make_logger(), callbacks=callbacks, plugins=plugins, **kwargs)
 
     def make_logger(self):
         if self.config.logger == "none":
@@ -315,7 +328,7 @@ def resolve_run_dir(runs_dir: str, ckpt_path: Optional[str], wandb_id: Optional[
         run_dir = run_dir.with_name(f"{stamp}-{n}")
     run_dir.mkdir(parents=True)
     # the W&B id is the run's handle in W&B only: random, so that runs of two users never collide
-    (run_dir / "run.json").write_text(json.dumps({"wandb_id": wandb_id or secrets.token_hex(4)}) + "\n")
+    write_atomic(run_dir / "run.json", (json.dumps({"wandb_id": wandb_id or secrets.token_hex(4)}) + "\n").encode())
     return run_dir, True
 
 
@@ -330,6 +343,23 @@ def launcher_run_name() -> Optional[str]:
     if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # tasks started by srun
         return f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
     return None
+
+
+def newest_run(runs_dir: str) -> Optional[Path]:
+    """The run directory under `runs_dir` that was started (config.yaml is written at every start) or saved its
+    last.ckpt most recently; None if there is none."""
+    def last_active(run: Path) -> int:
+        times = []
+        for name in ("run.json", "config.yaml", "checkpoints/last.ckpt"):
+            try:
+                times.append((run / name).stat().st_mtime_ns)
+            except OSError:
+                pass
+        return max(times, default=0)
+
+    runs = {p.parent for p in Path(runs_dir).glob("*/run.json")}
+    runs |= {p.parent.parent for p in Path(runs_dir).glob("*/checkpoints/last.ckpt")}
+    return max(runs, key=lambda run: (last_active(run), run.name), default=None)
 
 
 def flag_values(args: list[str], *flags: str) -> list[str]:
@@ -366,20 +396,35 @@ def check_config_files(args: list[str]) -> None:
             raise UserError(f"--config {value} is not a YAML mapping of flags to values: see configs/default.yaml")
 
 
-def resume_args(args: list[str]) -> list[str]:
+def resume_args(args: list[str]) -> tuple[list[str], Optional[Path]]:
     """Resolve `--ckpt_path last` and put the resumed run's config first, so that its settings carry over
-    and flags given now (say a larger --max_epochs) override them."""
+    and flags given now (say a larger --max_epochs) override them. Also returns the run directory to train again
+    from the start when the newest run was stopped before its first checkpoint (else None)."""
     def value(flag: str, default: Optional[str]) -> Optional[str]:
         return (flag_values(args, flag) or [default])[0]
 
     ckpt = value("--ckpt_path", None)
     if ckpt is None:
-        return args
-    path = find_checkpoint(ckpt, value("--runs_dir", "runs"), flag="--ckpt_path")
+        return args, None
     rest = [a for i, a in enumerate(args) if not (a.startswith("--ckpt_path") or args[i - 1 : i] == ["--ckpt_path"])]
+    run = newest_run(value("--runs_dir", "runs")) if ckpt == "last" else None
+    if run is None:  # a checkpoint file, or no run at all (find_checkpoint says so)
+        path = find_checkpoint(ckpt, value("--runs_dir", "runs"), flag="--ckpt_path")
+    else:
+        # the newest run's, not the newest last.ckpt: resuming an older run instead would be a silent surprise
+        path = run / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            if not (run / "config.yaml").is_file():
+                raise UserError(
+                    f"--ckpt_path last: the newest run, {run}, was stopped while starting, before it saved its "
+                    "config.yaml: start it anew with its flags, or pass --ckpt_path PATH to resume another run"
+                )
+            print(f"note: {run} was stopped before its first checkpoint: training it again from the start, with "
+                  "its config.yaml and W&B id", file=sys.stderr)
+            return ["--config", str(run / "config.yaml"), *rest], run
     config = path.resolve().parent.parent / "config.yaml"
     prefix = ["--config", str(config)] if config.is_file() else []
-    return prefix + rest + ["--ckpt_path", str(path)]
+    return prefix + rest + ["--ckpt_path", str(path)], None
 
 
 def log_run_config(logger: WandbLogger, config, datamodule: BigramDataModule) -> None:
@@ -441,10 +486,13 @@ def main(args: Optional[list[str]] = None) -> int:
     saved_env = {var: os.environ.get(var) for var in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
     try:
         check_config_files(args)
-        cli = BigramCLI(args=resume_args(args))
+        args, restart = resume_args(args)
+        if restart is not None:
+            os.environ[RUN_DIR_ENV] = str(restart)  # the run directory to train in (resolve_run_dir)
+            # a best.ckpt saved just before the kill, ahead of last.ckpt: the run writes it again
+            shutil.rmtree(restart / "checkpoints", ignore_errors=True)
+        cli = BigramCLI(args=args)
         run_dir, trainer, model, dm = cli.run_dir, cli.trainer, cli.model, cli.datamodule
-        if trainer.is_global_zero:
-            cli.parser.save(cli.config, run_dir / "config.yaml", overwrite=True, skip_none=False)
         os.environ[RUN_DIR_ENV] = str(run_dir)
         if isinstance(trainer.logger, WandbLogger) and trainer.is_global_zero:
             log_run_config(trainer.logger, cli.config, dm)

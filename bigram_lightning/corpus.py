@@ -41,17 +41,26 @@ def sha256_file(path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the whole new one."""
+    """Write to a temporary file beside `path`, flush it to disk, then rename: readers, and a process killed
+    mid-write or a machine that loses power, see the old file or the whole new one, never a truncated one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, 0o644)  # mkstemp makes 0600: a downloaded file or a shared cache must be readable by others
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    if hasattr(os, "O_DIRECTORY"):  # and the rename itself (POSIX; Windows cannot open a directory)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def unreadable(path: Path, e: OSError) -> UserError:

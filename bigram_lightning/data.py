@@ -130,7 +130,34 @@ class PairBatches(Dataset):
         return self.xs[idx], self.ys[idx], n_step
 
 
-class BatchIndexSampler(Sampler[tuple[torch.Tensor, int]]):
+class ResumableSampler(Sampler):
+    """A training sampler whose epochs depend only on (seed, epoch), and which a checkpoint can stop and resume
+    mid-epoch: it counts the batches it has handed out in the epoch, its loader's state_dict (plain ints, saved
+    by Lightning in every checkpoint) holds that count, and a resumed run skips exactly those batches.
+
+    Lightning calls set_epoch on every rank before each epoch (also with use_distributed_sampler=False), and it
+    fetches the batches of a loader with a length one at a time (it prefetches only from loaders without one),
+    so at a checkpoint the batches handed out are exactly the batches trained on: no replay, no skip."""
+
+    epoch, batches, _resume = 0, 0, (-1, 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.batches = epoch, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches": self.batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches"]))
+
+    def _first_batch(self) -> int:
+        """Where this epoch starts: after the batches a checkpoint of the same epoch had trained on, else at 0."""
+        epoch, batches = self._resume
+        self._resume = (-1, 0)
+        return batches if epoch == self.epoch else 0
+
+
+class BatchIndexSampler(ResumableSampler):
     """(index tensor, pairs in the global batch) per step. The order depends only on (seed, epoch); each rank
     takes its slice of every global batch (batch_size × world_size pairs)."""
 
@@ -139,23 +166,47 @@ class BatchIndexSampler(Sampler[tuple[torch.Tensor, int]]):
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return math.ceil(self.n / (self.batch_size * self.world_size))
 
     def __iter__(self):
+        first = self._first_batch()
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(self.n)
         step = self.batch_size * self.world_size
-        for start in range(0, self.n, step):
-            batch = order[start : start + step]
+        for i in range(first, len(self)):
+            self.batches = i + 1
+            batch = order[i * step : (i + 1) * step]
             yield torch.tensor_split(batch, self.world_size)[self.rank], len(batch)
+
+
+class RepeatSampler(ResumableSampler):
+    """Index 0, `steps` times an epoch: counts mode trains on the same whole-split batch at every step."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for i in range(self._first_batch(), self.steps):
+            self.batches = i + 1
+            yield 0
+
+
+class ResumableLoader(DataLoader):
+    """The training loader: Lightning keeps the state_dict of a loader that has one in checkpoints, and loads it
+    back when a run resumes from a checkpoint taken mid-epoch."""
+
+    def state_dict(self) -> dict[str, int]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.load_state_dict(state)
 
 
 class BigramDataModule(L.LightningDataModule):
@@ -286,14 +337,16 @@ class BigramDataModule(L.LightningDataModule):
         return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])
 
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        # batch_size=None: the sampler already yields whole batches (or the dataset is one), nothing to collate
+        loader = ResumableLoader if shuffle else DataLoader  # shuffle: the training loader
         if self.hparams.mode == "counts":
             # one-hot of every character at once (the identity) and, as soft targets, the counts of what follows it
             batch = (torch.arange(len(self.vocab)), self.counts[stage].float())
-            return DataLoader([batch] * (self.hparams.steps_per_epoch if shuffle else 1), batch_size=None)
+            steps = self.hparams.steps_per_epoch if shuffle else 1
+            return loader([batch], sampler=RepeatSampler(steps), batch_size=None)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = BatchIndexSampler(self.num_pairs(stage), batch_size, shuffle, self.hparams.seed, rank, world)
-        # batch_size=None: the sampler already yields whole batches, so there is nothing to collate
-        return DataLoader(PairBatches(self.streams[stage]), sampler=sampler, batch_size=None)
+        return loader(PairBatches(self.streams[stage]), sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.hparams.batch_size, shuffle=True)

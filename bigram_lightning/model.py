@@ -47,7 +47,7 @@ class BigramLM(L.LightningModule):
             self._init_weights()
         self.nll = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         # the training epoch's NLL sum and pair count: two in-place adds per step where a metric's update
-        # costs a tenth of the step
+        # costs a tenth of the step. Not in the state dict (W is its one tensor): checkpoints keep it apart
         self.register_buffer("train_sums", torch.zeros(2), persistent=False)
 
     def _init_weights(self) -> None:
@@ -164,6 +164,22 @@ class BigramLM(L.LightningModule):
         # never replace a good checkpoint with a diverged W: its exact training NLL decides (O(V²), once per save)
         if self._trainer and self.trainer.datamodule is not None and self.trainer.state.fn == "fit":
             self._check_diverged(self.trainer.datamodule.net_nll(self.W, "train"), "the training NLL of W")
+        # a checkpoint taken mid-epoch: every device's running sums (one row each), so that the resumed epoch's
+        # train/loss_epoch counts the steps before it. Lightning builds a checkpoint on every device, so the
+        # gather meets its peers
+        checkpoint["train_sums"] = self.all_gather(self.train_sums).reshape(-1, 2).cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning loads a checkpoint before it converts the model to the run's precision: W and the sums take
+        # the checkpoint's dtype first, so that a 64-true run is not rounded through float32 on the way
+        W = checkpoint["state_dict"]["W"]
+        self.W.data = self.W.data.to(W.dtype)
+        if "train_sums" in checkpoint:
+            sums = checkpoint["train_sums"]
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
+            if len(sums) != world:  # resumed on another number of devices: the first one carries the total
+                sums = torch.cat([sums.sum(0, keepdim=True), sums.new_zeros(world - 1, 2)])
+            self.train_sums = sums[rank].to(self.train_sums.device)
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
         # what optimizer.zero_grad() does for our one parameter, without its per-call profiler bookkeeping

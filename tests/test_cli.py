@@ -105,7 +105,7 @@ def test_help_documents_the_options(capsys):
     for flag in ("--accelerator", "--devices", "--strategy", "--max_epochs", "--precision", "--num_nodes",
                  "--config", "--model.lr", "--model.reg", "--data.path", "--data.batch_size", "--seed",
                  "--logger", "--ckpt_path", "--samples.num", "--wandb.mode", "--wandb.tags", "--wandb.name",
-                 "--wandb.log_model", "--quiet"):
+                 "--wandb.log_model", "--quiet", "--checkpoint_every_n_steps"):
         assert flag in out
     assert "SGD learning rate" in out and "one word per line" in out
 
