@@ -73,8 +73,8 @@ class Checkpoint:
 
 
 def find_checkpoint(ckpt: str, runs_dir: str, flag: str = "--ckpt") -> Path:
-    """The checkpoint file `ckpt` names: a path, or 'last', checkpoints/last.ckpt of the newest run under
-    `runs_dir` (train.py's --ckpt_path too: this module does not import Lightning, so the tools start fast)."""
+    """The checkpoint file `ckpt` names: a path, or 'last', the newest checkpoints/last.ckpt under `runs_dir`.
+    (train.py's --ckpt_path resolves a path here too; its 'last' means the newest run, see cli.resume_args.)"""
     if ckpt != "last":
         path = Path(ckpt)
         if not path.is_file():

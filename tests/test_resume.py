@@ -53,9 +53,10 @@ def metrics(path: Path) -> list[dict]:
 
 def normal(x):
     """A checkpoint with its paths cut to what follows the run directory (the runs compared live in different
-    directories) and the last checkpoint's callback key without its trigger (every_n_train_steps differs)."""
+    directories), the last checkpoint's callback key without its trigger (every_n_train_steps differs), and
+    without the W&B run id (each run has its own)."""
     if isinstance(x, dict):
-        return {normal(k): normal(v) for k, v in x.items() if k != "pytorch-lightning_version"}
+        return {normal(k): normal(v) for k, v in x.items() if k not in ("pytorch-lightning_version", "RunInfo")}
     if isinstance(x, (list, tuple)):
         return [normal(v) for v in x]
     if isinstance(x, str) and "/checkpoints" in x:
