@@ -1,16 +1,17 @@
-"""Callbacks: generated names every epoch, the count model's NLL logged beside the net's, and the pictures."""
+"""What happens around the training step: sampled names, the count model's NLL, the loss history and the
+pictures, the divergence stop, and the progress bar."""
 
 import math
 from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from bigram_lightning.errors import UserError
-from bigram_lightning.plot import draw_pictures
-from bigram_lightning.sampling import decode, sample
+from bigram_lightning.errors import Diverged
+from bigram_lightning.sample import decode, sample
 
 
 def epoch_step(trainer: L.Trainer) -> int:
@@ -19,8 +20,14 @@ def epoch_step(trainer: L.Trainer) -> int:
     return max(trainer.global_step - 1, 0)
 
 
+def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)] if trainer.is_global_zero else []
+
+
 class SampleNames(L.Callback):
-    def __init__(self, num: int = 10, max_len: int = 30, seed: int = 2147483647, verbose: bool = True) -> None:
+    def __init__(
+        self, num: NonNegativeInt = 10, max_len: PositiveInt = 30, seed: int = 2147483647, verbose: bool = True
+    ):
         """Prints `epoch {n} samples:` and freshly generated names after every training epoch.
 
         Args:
@@ -29,45 +36,27 @@ class SampleNames(L.Callback):
             seed: with the epoch number, seeds the callback's own torch.Generator (the global RNG is never used).
             verbose: print the line (--quiet turns it off; W&B still gets the names).
         """
-        if num < 0 or max_len < 1:
-            raise UserError(f"--samples.num must be >= 0 and --samples.max_len >= 1, got {num} and {max_len}")
-        self.num, self.max_len, self.seed, self.verbose = num, max_len, seed, verbose
+        self.num, self.max_len, self.seed, self.verbose = int(num), int(max_len), seed, verbose
         self.rows: list[list] = []  # (epoch, name, new) so far: the W&B table grows by epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.num == 0 or not trainer.is_global_zero:
             return
-        epoch = trainer.current_epoch
-        probs = pl_module.probs()
+        epoch, probs, datamodule = trainer.current_epoch, pl_module.probs(), trainer.datamodule
         g = torch.Generator(device=probs.device).manual_seed(self.seed + epoch)
-        datamodule = trainer.datamodule
         names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
         new = [not known for known in datamodule.in_train(names)]
         if self.verbose:
             pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=epoch_step(trainer))
+        for logger in wandb_loggers(trainer):
+            logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.rows = state_dict["rows"]
-
-
-class RunInfo(L.Callback):
-    def __init__(self, info: dict) -> None:
-        """Keeps run.json (the W&B run id) in every checkpoint too, so that a checkpoint taken away from its run
-        directory still resumes the same W&B run."""
-        self.info = info
-
-    def state_dict(self) -> dict:
-        return dict(self.info)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        pass  # the run in progress has its own run.json; the checkpoint's was read before it started
 
 
 class CountBaseline(L.Callback):
@@ -80,59 +69,71 @@ class CountBaseline(L.Callback):
         pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
 
 
-class Pictures(L.Callback):
-    def __init__(self) -> None:
-        """Records the NLL after every epoch (kept in checkpoints, so a resumed run's curve starts at epoch 0 and
-        `bigram-plot` can draw it) and, when training ends, draws the bigram grid and the loss curve into the run
-        directory and logs them to W&B. Also logs `val/loss` against `val/count_nll` as one W&B chart."""
-        self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}; epoch 0 is the initial W
+class StopOnDivergence(L.Callback):
+    """Stops the run at a non-finite or exploded training loss, before a checkpoint can store the wreck. The
+    log-softmax loss stays finite for any finite W, so a far too large --model.lr shows itself as a loss far
+    above the uniform model's log V long before anything overflows. (Lightning's EarlyStopping checks only at
+    epoch ends, after which checkpoints are still saved, and exits 0.)"""
 
-    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
-        # exact NLLs of the current W from the splits' bigram counts, O(V²): the same numbers on every device,
-        # and available now, before ModelCheckpoint saves this epoch (the epoch-mean train/loss is not yet)
-        datamodule = trainer.datamodule
-        row = {
-            "epoch": epoch,
-            "train_nll": datamodule.net_nll(pl_module.W, "train"),
-            "val_nll": datamodule.net_nll(pl_module.W, "val"),
-            "val_count_nll": datamodule.count_nll("val"),
-        }
-        self.history = [r for r in self.history if r["epoch"] < epoch] + [row]
+    def __init__(self, factor: float = 100) -> None:
+        self.factor = factor  # a randomly initialised W starts near 1× log V, and no working run climbs far above
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        # reading the loss on the host is free on a lone CPU, so every step there; on a GPU or across devices the
+        # check rides on the logging steps, which read the loss anyway
+        if (pl_module.device.type == "cpu" and trainer.world_size == 1) or (
+            trainer.global_step % trainer.log_every_n_steps == 0
+        ):
+            self.check(trainer, pl_module, outputs["nll"].item(), "the loss")
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # never replace a good checkpoint with a diverged W: its exact training NLL decides (O(V²), once per save)
+        if trainer.state.fn == "fit":
+            self.check(trainer, pl_module, trainer.datamodule.net_nll(pl_module.W, "train"), "the training NLL of W")
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule, nll: float, what: str) -> None:
+        uniform = math.log(len(pl_module.W))
+        if trainer.strategy.reduce_boolean_decision(not nll < self.factor * uniform, all=False):  # (NaN too)
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            raise Diverged(
+                f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): {what} is "
+                f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay"
+            )
+
+
+class LossHistory(L.Callback):
+    """The exact train and val NLL of W after every epoch (epoch 0: the random initialisation) beside the count
+    model's, kept in every checkpoint, so that a resumed run's curve starts at epoch 0 and `bigram-plot` can draw
+    it; on W&B, val/loss against val/count_nll as one chart."""
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}
+
+    def record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        # from the splits' bigram counts, O(V²): the same numbers on every device, and available now, before
+        # this epoch's checkpoints are saved (the epoch-mean train/loss is not yet)
+        dm = trainer.datamodule
+        row = {"epoch": epoch, "train_nll": dm.net_nll(pl_module.W, "train"), "val_nll": dm.net_nll(pl_module.W, "val")}
+        self.history = [r for r in self.history if r["epoch"] < epoch] + [row | {"val_count_nll": dm.count_nll("val")}]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step == 0:  # a new run, not a resumed one: record the random initialisation
-            self._record(trainer, pl_module, 0)
+            self.record(trainer, pl_module, 0)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        self._record(trainer, pl_module, trainer.current_epoch + 1)
-        if not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                import wandb  # only with a WandbLogger, which has imported it already
+        self.record(trainer, pl_module, trainer.current_epoch + 1)
+        for logger in wandb_loggers(trainer):
+            import wandb  # only with a WandbLogger, which has imported it already
 
-                epochs = [r["epoch"] for r in self.history]
-                chart = wandb.plot.line_series(
-                    xs=epochs, ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
-                    keys=["val/loss (net)", "val/count_nll (count model, +1)"],
-                    title="val/loss against val/count_nll", xname="epochs trained",
-                )
-                logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        run_dir = Path(trainer.default_root_dir)
-        datamodule = trainer.datamodule
-        paths = draw_pictures(
-            pl_module.W, datamodule.counts["train"], self.history, datamodule.vocab, run_dir, subtitle=run_dir.name
-        )
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                for path in paths:
-                    logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+            chart = wandb.plot.line_series(
+                xs=[r["epoch"] for r in self.history],
+                ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
+                keys=["val/loss (net)", "val/count_nll (count model, +1)"],
+                title="val/loss against val/count_nll", xname="epochs trained",
+            )  # fmt: skip
+            logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"history": self.history}
@@ -141,16 +142,35 @@ class Pictures(L.Callback):
         self.history = state_dict["history"]
 
 
+class DrawPictures(L.Callback):
+    """When training ends: the bigram grid and the loss curve, drawn into the run directory and logged to W&B."""
+
+    def __init__(self, losses: LossHistory) -> None:
+        self.losses = losses
+        self.paths: list[Path] = []
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from bigram_lightning.pictures import draw_pictures  # matplotlib: imported where it draws
+
+        run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
+        self.paths = draw_pictures(
+            pl_module.W, dm.counts["train"], self.losses.history, dm.vocab, run_dir, run_dir.name
+        )
+        for logger in wandb_loggers(trainer):
+            for path in self.paths:
+                logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+
+
 class ProgressBar(TQDMProgressBar):
     """Lightning's progress bar showing the loss and the perplexity exp(loss) of the last step and of the last
-    validation, instead of every logged key (and the meaningless W&B version)."""
+    validation, instead of every logged key."""
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-        logged = trainer.progress_bar_metrics
         shown = {}
         for key, name in (("train/loss", "loss"), ("val/loss", "val_loss")):
-            if key in logged:
-                loss = float(logged[key])
-                shown[name] = f"{loss:.4f}"
-                shown[name.replace("loss", "ppl")] = f"{math.exp(loss):.2f}"
+            if key in trainer.progress_bar_metrics:
+                loss = float(trainer.progress_bar_metrics[key])
+                shown[name], shown[name.replace("loss", "ppl")] = f"{loss:.4f}", f"{math.exp(loss):.2f}"
         return shown

@@ -14,10 +14,11 @@ from typing import Optional
 
 import torch
 
-from bigram_lightning import tools
+from bigram_lightning.checkpoints import Checkpoint
 from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import UserError
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.errors import UserError, run_tool, tool_parser
+from bigram_lightning.runs import find_checkpoint
+from bigram_lightning.vocab import BOUNDARY, Vocab
 
 
 def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> torch.Tensor:
@@ -26,6 +27,14 @@ def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> tor
     pair_logprobs = logprobs[ids[:-1], ids[1:]].double()
     owner = torch.repeat_interleave(torch.arange(len(words)), torch.tensor([len(w) + 1 for w in words]))
     return torch.zeros(len(words), dtype=torch.float64).index_add_(0, owner, pair_logprobs)
+
+
+def unknown_chars(word: str, vocab: Vocab) -> str:
+    """Why the model cannot score `word` ('' when it can): characters outside the vocabulary, or the boundary."""
+    if BOUNDARY in word:
+        return f"{BOUNDARY!r} is the word boundary, never part of a word"
+    unknown = "".join(sorted({ch for ch in word if ch not in vocab.stoi}))
+    return f"characters {unknown!r} are not in the vocabulary" if unknown else ""
 
 
 def read_word_list(source: str) -> list[str]:
@@ -46,8 +55,8 @@ def read_word_list(source: str) -> list[str]:
     return words
 
 
-def build_parser() -> tools.Parser:
-    p = tools.parser(
+def build_parser():
+    p = tool_parser(
         "bigram-score",
         "Score a word list under a trained checkpoint: each word's log-probability (the sum over its bigrams, "
         "the final '.' included), then the NLL per bigram and the perplexity, beside the count model's when "
@@ -58,11 +67,11 @@ def build_parser() -> tools.Parser:
     return p
 
 
-def main_(argv: list[str]) -> None:
+def score_words(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     words = read_word_list(args.words)
-    ckpt = tools.load_checkpoint(args.ckpt, args.runs_dir)
-    problems = {w: tools.unknown_chars(w, ckpt.vocab) for w in words}
+    ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
+    problems = {w: unknown_chars(w, ckpt.vocab) for w in words}
     scored = [w for w in words if not problems[w]]
     if not scored:
         raise UserError(
@@ -70,7 +79,7 @@ def main_(argv: list[str]) -> None:
             f"{ckpt.vocab.itos[1:]!r} (or the boundary '.'): check the list's case and alphabet"
         )
     models = {"net": ckpt.logprobs()}
-    dm, why_not = tools.training_data(ckpt)
+    dm, why_not = ckpt.training_data()
     if dm is None:
         print(f"note: no count model to compare with: {why_not}", file=sys.stderr)
     else:
@@ -79,7 +88,7 @@ def main_(argv: list[str]) -> None:
     rows = []  # one per listed word, in order (a word listed twice counts twice)
     for w in words:
         if problems[w]:
-            rows.append({"word": w, "error": f"characters {problems[w]!r} are not in the vocabulary"})
+            rows.append({"word": w, "error": problems[w]})
         else:
             rows.append({"word": w, "bigrams": len(w) + 1} | {f"{name}_logprob": next(logp[name]) for name in models})
     n_bigrams = sum(row.get("bigrams", 0) for row in rows)
@@ -99,17 +108,23 @@ def main_(argv: list[str]) -> None:
         if "error" in row:
             print(f"{row['word']:<{width}} not scored: {row['error']}")
         else:
-            print(f"{row['word']:<{width}} {row['bigrams']:>7}" + "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models))
+            print(
+                f"{row['word']:<{width}} {row['bigrams']:>7}"
+                + "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models)
+            )
     print(f"\n{totals['scored']} of {totals['words']} words scored ({n_bigrams} bigrams)")
     if totals["skipped"]:
-        print(f"{totals['skipped']} skipped: characters outside the vocabulary {ckpt.vocab.itos!r}")
+        print(
+            f"{totals['skipped']} skipped: characters outside the vocabulary {ckpt.vocab.itos[1:]!r}, or the word "
+            f"boundary {BOUNDARY!r}"
+        )
     print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in nll else ""))
     for label, f in (("NLL", lambda x: x), ("perplexity", math.exp)):
         print(f"{label:<12}{f(nll['net']):>10.4f}" + (f"{f(nll['count']):>18.4f}" if "count" in nll else ""))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return tools.run(main_, argv)
+    return run_tool(score_words, argv)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,16 @@ class Vocab:
             raise ValueError(f"a vocabulary is {BOUNDARY!r} followed by distinct characters, got {itos!r}")
         self.itos = itos
         self.stoi = {ch: i for i, ch in enumerate(itos)}
-        # code point -> token id, so whole corpora encode as one tensor gather instead of a loop per character
-        cps = torch.tensor([ord(ch) for ch in itos])
-        self._lut = torch.full((int(cps.max()) + 1,), -1, dtype=torch.long)
-        self._lut[cps] = torch.arange(len(itos))
 
     @classmethod
     def from_words(cls, words: list[str]) -> "Vocab":
-        chars = set("".join(words))
-        if BOUNDARY in chars:
-            bad = next(w for w in words if BOUNDARY in w)
+        bad = next((w for w in words if BOUNDARY in w), None)
+        if bad is not None:
             raise UserError(
                 f"the word {bad!r} contains {BOUNDARY!r}, which this model reserves as the word boundary: "
                 f"remove or replace {BOUNDARY!r} in the data file"
             )
-        return cls(BOUNDARY + "".join(sorted(chars)))
+        return cls(BOUNDARY + "".join(sorted(set("".join(words)))))
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -36,15 +31,11 @@ class Vocab:
         return isinstance(other, Vocab) and other.itos == self.itos
 
     def encode(self, text: str) -> torch.Tensor:
-        """Token ids of every character of `text` (int64), vectorized through UTF-32 code points."""
-        cps = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
-        known = cps < len(self._lut)
-        ids = torch.full_like(cps, -1)
-        ids[known] = self._lut[cps[known]]
-        if (ids < 0).any():
-            unknown = sorted({text[i] for i in torch.nonzero(ids < 0).flatten()[:100].tolist()})
-            raise UserError(f"characters {''.join(unknown)!r} are not in the vocabulary {self.itos!r}")
-        return ids
+        """Token ids of every character of `text` (int64)."""
+        unknown = set(text) - self.stoi.keys()
+        if unknown:
+            raise UserError(f"characters {''.join(sorted(unknown))!r} are not in the vocabulary {self.itos!r}")
+        return torch.tensor([self.stoi[ch] for ch in text], dtype=torch.long)
 
     def stream(self, words: list[str]) -> torch.Tensor:
         """The token stream '.w1.w2. … .wn.': consecutive ids are exactly the bigram pairs of every '.' + w + '.'."""

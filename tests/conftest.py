@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bigram_lightning.cli import main
-from bigram_lightning.data import census_first_names
+from bigram_lightning.corpus import census_first_names
 
 REPO = Path(__file__).resolve().parents[1]
 # makemore's names.txt is never committed; the tests read the copy in ../shared/data/

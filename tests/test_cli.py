@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram_lightning.cli import BigramCLI, config_dir, main, wandb_mode
+from bigram_lightning.cli import CONFIGS, BigramCLI, main
+from bigram_lightning.tracking import wandb_mode
 from bigram_lightning.counts import count_logprobs
 from bigram_lightning.data import BigramDataModule
 
@@ -117,15 +118,16 @@ def test_print_config_shows_the_resolved_config(capsys):
     assert "lr: 3.0" in out and "batch_size: 4096" in out
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in config_dir().glob("*.yaml")))
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_every_shipped_config_parses_and_instantiates(workdir, config):
-    args = ["--config", str(config_dir() / config)]
+    args = ["--config", str(CONFIGS / config)]
     if "gpu" in config and not torch.cuda.is_available():
         args += ["--accelerator", "cpu"]  # parse what ships; a CPU machine cannot build a GPU trainer
     cli = BigramCLI(args=args)
     assert cli.trainer.max_epochs == cli.config.max_epochs
     assert cli.datamodule.hparams.batch_size == cli.config.data.batch_size
     assert cli.model.hparams.lr == cli.config.model.lr
+    cli.discard_run()  # (its W&B run and its run directory)
 
 
 def test_missing_data_file_is_one_line_and_leaves_nothing(workdir, train):
@@ -214,10 +216,10 @@ def test_progress_bar_shows_loss_and_perplexity():
     assert shown == {"loss": "2.5000", "ppl": "12.18", "val_loss": "2.0000", "val_ppl": "7.39"}
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in config_dir().glob("*.yaml")))
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_every_config_key_is_documented(config):
     """Like `--print_config=comments`: each key of each shipped config says what it does, on its line."""
-    lines = (config_dir() / config).read_text().splitlines()
+    lines = (CONFIGS / config).read_text().splitlines()
     keys = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert keys and [line for line in keys if " # " not in line] == []
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from bigram_lightning import corpus
-from bigram_lightning import data as data_module
-from bigram_lightning.data import (
-    FALLBACK_NAME, MAKEMORE_SHA256, BatchIndexSampler, BigramDataModule, PairBatches, census_first_names,
-)
+from bigram_lightning import corpus as data_module
+from bigram_lightning.cli import BigramCLI
+from bigram_lightning.corpus import FALLBACK_NAME, MAKEMORE_SHA256, census_first_names
+from bigram_lightning.data import BatchIndexSampler, BigramDataModule, PairBatches
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
 
@@ -30,7 +30,6 @@ def read_words(path):
 
 def setup_dm(**kwargs) -> BigramDataModule:
     dm = BigramDataModule(**kwargs)
-    dm.prepare_data()
     dm.setup("fit")
     return dm
 
@@ -117,15 +116,15 @@ def test_a_failed_encoding_leaves_no_cache(tmp_path, cache_dir, monkeypatch):
     path = tmp_path / "w.txt"
     path.write_text("anna\nbob\ncleo\ndave\neve\nfay\ngus\nhal\nivy\njo\n" * 10)
     monkeypatch.setattr(corpus, "BLOCK", 8)
-    n_blocks = len(list(corpus._blocks(path)))
+    n_blocks = len(list(corpus.blocks(path, 1000)))
 
-    def failing_words(path, offset, block, words=corpus._words, seen=[]):
+    def failing_words(path, offset, block, max_word_len, words=corpus.block_words, seen=[]):
         seen.append(offset)
         if len(seen) > n_blocks + 5:  # into the second pass, with the token file half written
             raise KeyboardInterrupt
-        return words(path, offset, block)
+        return words(path, offset, block, max_word_len)
 
-    monkeypatch.setattr(corpus, "_words", failing_words)
+    monkeypatch.setattr(corpus, "block_words", failing_words)
     with pytest.raises(KeyboardInterrupt):
         setup_dm(path=str(path))
     assert list(cache_dir.iterdir()) == []
@@ -163,9 +162,8 @@ def test_batches_come_whole_from_the_sampler(names_txt, monkeypatch):
     pairs = torch.cat([x.long() * 27 + y.long() for x, y, _ in batches]).sort().values
     stream = dm.streams["train"].long()
     assert torch.equal(pairs, (stream[:-1] * 27 + stream[1:]).sort().values)
-    xenc, ys, n_step = dm.on_after_batch_transfer(batches[0], 0)
-    assert torch.equal(xenc, torch.nn.functional.one_hot(batches[0][0].long(), 27).float())
-    assert ys.dtype == torch.long and n_step == 4096
+    xs, ys, n_step = dm.on_after_batch_transfer(batches[0], 0)
+    assert torch.equal(xs, batches[0][0].long()) and xs.dtype == ys.dtype == torch.long and n_step == 4096
 
 
 def test_sampler_order_depends_only_on_seed_and_epoch():
@@ -244,8 +242,11 @@ def test_unusable_data_files_are_named(tmp_path, content, message):
 def test_bad_split_fractions_and_batch_sizes_are_refused():
     with pytest.raises(UserError, match="sum to less than 1"):
         BigramDataModule(val_frac=0.6, test_frac=0.5)
-    with pytest.raises(UserError, match="batch_size must be at least 1"):
-        BigramDataModule(batch_size=0)
+    for flag in ("batch_size", "eval_batch_size", "steps_per_epoch", "max_word_len"):
+        with pytest.raises(UserError, match=f'"data.{flag}": Not of type PositiveInt'):
+            BigramCLI(args=[f"--data.{flag}", "0"])
+    with pytest.raises(UserError, match='"data.val_frac": Not of type OpenUnitInterval'):
+        BigramCLI(args=["--data.val_frac", "1"])
 
 
 def test_contains_words_finds_whole_words_on_token_boundaries():

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bigram_lightning.callbacks import Pictures
-from bigram_lightning.plot import GRID_PNG, LOSS_PNG, draw_grid, main
-from bigram_lightning.tools import HISTORY_KEY
+from bigram_lightning.callbacks import LossHistory
+from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_grid, main
+from bigram_lightning.checkpoints import HISTORY_KEY
 from bigram_lightning.vocab import Vocab
 
 
@@ -21,7 +21,7 @@ def test_training_leaves_both_pngs_and_the_history_in_its_checkpoints(in_trained
     # epoch 0 is the initial W, then one row per epoch up to the checkpoint's
     assert [r["epoch"] for r in history] == list(range(raw["epoch"] + 2))
     assert history[0]["val_nll"] > history[-1]["val_nll"] > history[-1]["val_count_nll"] - 0.5
-    assert Pictures().state_key == HISTORY_KEY  # the key the tools read
+    assert LossHistory().state_key == HISTORY_KEY  # the key the tools read
 
 
 def test_grid_is_sized_for_27_by_27_legible_cells(tmp_path):

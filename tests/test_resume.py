@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram_lightning.checkpointing import AtomicCheckpointIO
+from bigram_lightning.checkpoint_io import AtomicCheckpointIO
 from bigram_lightning.cli import main
 from bigram_lightning.data import BatchIndexSampler, BigramDataModule, RepeatSampler
 from bigram_lightning.model import BigramLM
-from bigram_lightning.tools import find_checkpoint
+from bigram_lightning.runs import find_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 128
@@ -56,13 +56,13 @@ def normal(x):
     directories), the last checkpoint's callback key without its trigger (every_n_train_steps differs), and
     without the W&B run id (each run has its own)."""
     if isinstance(x, dict):
-        return {normal(k): normal(v) for k, v in x.items() if k not in ("pytorch-lightning_version", "RunInfo")}
+        return {normal(k): normal(v) for k, v in x.items() if k not in ("pytorch-lightning_version", "WandbRun")}
     if isinstance(x, (list, tuple)):
         return [normal(v) for v in x]
     if isinstance(x, str) and "/checkpoints" in x:
         return "checkpoints" + x.split("/checkpoints", 1)[1]
-    if isinstance(x, str) and x.startswith("LastCheckpoint{"):
-        return "LastCheckpoint"
+    if isinstance(x, str) and x.startswith("MidEpochCheckpoint{"):
+        return "MidEpochCheckpoint"
     return x
 
 
@@ -87,7 +87,7 @@ def reference(tmp_path_factory):
     """The uninterrupted runs, one per mode: {mode: (last.ckpt, metrics rows)}."""
     from conftest import QUIET
 
-    from bigram_lightning.data import census_first_names
+    from bigram_lightning.corpus import census_first_names
 
     root = tmp_path_factory.mktemp("reference")
     (root / "words.txt").write_text("\n".join(census_first_names()[::8][:600]) + "\n")
@@ -177,7 +177,7 @@ def test_epoch_end_checkpoint_comes_after_validation(workdir, words_file, train,
     with killed_before_step(monkeypatch, S + 1):
         train(*ARGS, "--checkpoint_every_n_steps", str(S))
     c = ckpt(the_run("runs"))
-    assert c["global_step"] == S and [r["epoch"] for r in c["callbacks"]["Pictures"]["history"]] == [0, 1]
+    assert c["global_step"] == S and [r["epoch"] for r in c["callbacks"]["LossHistory"]["history"]] == [0, 1]
     assert c["train_sums"].tolist() == [[0, 0]] and c["loops"]["fit_loop"]["epoch_progress"]["total"]["completed"] == 0
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from bigram_lightning.sampling import decode, sample
+from bigram_lightning.sample import decode, sample
 from bigram_lightning.vocab import Vocab
 
 VOCAB = Vocab(".abc")

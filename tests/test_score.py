@@ -9,7 +9,8 @@ import torch
 
 from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.score import main, word_logprobs
-from bigram_lightning.tools import load_checkpoint, training_data
+from bigram_lightning.checkpoints import Checkpoint
+from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.vocab import Vocab
 
 
@@ -28,8 +29,8 @@ def score_json(tool, *args):
 
 def test_nll_of_the_validation_words_is_val_loss(in_trained, tmp_path, tool):
     """Scoring the validation split gives exactly the NLL train.py reports for it, net and count model."""
-    ckpt = load_checkpoint("last", "runs")
-    dm, _ = training_data(ckpt)
+    ckpt = Checkpoint.load(find_checkpoint("last", "runs"))
+    dm, _ = ckpt.training_data()
     val_words = [dm.vocab.decode(w) for w in _split_words(dm.streams["val"].tolist())]
     (tmp_path / "val.txt").write_text("\n".join(val_words) + "\n")
     code, rows, totals, err = score_json(tool, str(tmp_path / "val.txt"))

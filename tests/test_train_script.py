@@ -53,7 +53,7 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
 
 
 def test_quiet_run_prints_the_result_only(tmp_path):
-    from bigram_lightning.data import census_first_names
+    from bigram_lightning.corpus import census_first_names
 
     (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:600]) + "\n")
     proc = train_py(tmp_path, "--quiet", "--data.path", "words.txt", "--max_epochs", "2")
@@ -101,8 +101,8 @@ class RecordPairs(L.Callback):
         self.pairs.append([])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        xenc, ys, n_step = batch
-        self.pairs[-1].append(xenc.argmax(1) * xenc.shape[1] + ys)
+        xs, ys, n_step = batch
+        self.pairs[-1].append(xs * len(pl_module.W) + ys)
 
     def on_train_end(self, trainer, pl_module):
         torch.save([torch.cat(p) for p in self.pairs], f"{self.out}/pairs-rank{trainer.global_rank}.pt")
@@ -112,7 +112,8 @@ class RecordPairs(L.Callback):
 def uneven_words(tmp_path: Path) -> tuple[int, torch.Tensor]:
     """Writes words.txt with an odd number of training pairs, so that the two ranks' shares of the last global
     batch differ; returns a per-device batch size and the training split's pairs (x * V + y, sorted)."""
-    from bigram_lightning.data import BigramDataModule, census_first_names
+    from bigram_lightning.corpus import census_first_names
+    from bigram_lightning.data import BigramDataModule
 
     for k in range(1000, 1100):
         (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:k]) + "\n")

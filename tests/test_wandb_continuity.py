@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import read_wandb_records
 
-from bigram_lightning.cli import WANDB_PROBE_SECONDS, wandb_mode
+from bigram_lightning.tracking import PROBE_SECONDS as WANDB_PROBE_SECONDS, wandb_mode
 
 WANDB = ["--logger", "wandb", "--samples.num", "0"]
 
@@ -34,7 +34,7 @@ def test_the_run_id_is_in_every_checkpoint_and_steps_stay_monotonic(workdir, wor
     wandb_id = json.loads((run / "run.json").read_text())["wandb_id"]
     assert first["wandb_id"] == wandb_id
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
-        assert torch.load(ckpt, weights_only=True)["callbacks"]["RunInfo"]["wandb_id"] == wandb_id
+        assert torch.load(ckpt, weights_only=True)["callbacks"]["WandbRun"]["wandb_id"] == wandb_id
     code, _, err, second = train("--ckpt_path", "last", "--max_epochs", "4", *WANDB)
     assert code == 0, err
     segments = sorted(run.glob(f"wandb/offline-run-*/run-{wandb_id}.wandb"))

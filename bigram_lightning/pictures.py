@@ -1,9 +1,10 @@
 """The notebooks' pictures: the V×V bigram grid (learned softmax(W) beside the count model) and the loss curve.
 
-`bigram-plot --ckpt last` draws them for any checkpoint; callbacks.Pictures draws them at the end of training.
+`bigram-plot --ckpt last` draws them for any checkpoint; callbacks.DrawPictures draws them at the end of training.
 Figures are built with matplotlib's object API and rendered by Agg: no display, no pyplot global state.
 """
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,8 +13,10 @@ import torch
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-from bigram_lightning import tools
+from bigram_lightning.checkpoints import Checkpoint
 from bigram_lightning.counts import count_logprobs
+from bigram_lightning.errors import run_tool, tool_parser
+from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.vocab import Vocab
 
 GRID_PNG, LOSS_PNG = "bigram_grid.png", "loss_curve.png"
@@ -30,8 +33,16 @@ def _panel(ax, P: torch.Tensor, vocab: Vocab, norm: PowerNorm, title: str):
         for j in range(V):
             # the bigram, and P(j | i) with three decimals ('.132'): the notebooks' cell, one text per cell
             label = vocab.itos[i] + vocab.itos[j] + "\n" + (f"{P[i, j].item():.3f}".lstrip("0") or "0")
-            ax.text(j, i, label, ha="center", va="center", fontsize=7, linespacing=1.4,
-                    color="white" if dark[i, j] else "black")
+            ax.text(
+                j,
+                i,
+                label,
+                ha="center",
+                va="center",
+                fontsize=7,
+                linespacing=1.4,
+                color="white" if dark[i, j] else "black",
+            )
     labels = list(vocab.itos)
     ax.set_xticks(range(V), labels, fontsize=10)
     ax.set_yticks(range(V), labels, fontsize=10)
@@ -59,7 +70,9 @@ def draw_grid(
     for k, (P, title) in enumerate(panels):
         ax = fig.add_axes(((LEFT + k * (side + GAP)) / width, BOTTOM / height, side / width, side / height))
         image = _panel(ax, P.double(), vocab, norm, title)
-    bar_ax = fig.add_axes(((width - RIGHT - BAR) / width, (BOTTOM + side * 0.2) / height, BAR / width, side * 0.6 / height))
+    bar_ax = fig.add_axes(
+        ((width - RIGHT - BAR) / width, (BOTTOM + side * 0.2) / height, BAR / width, side * 0.6 / height)
+    )
     bar = fig.colorbar(image, cax=bar_ax)
     bar.set_label("P(next character j | current character i)\neach row sums to 1", fontsize=11)
     fig.suptitle("Bigram probabilities" + (f" — {subtitle}" if subtitle else ""), fontsize=16, y=1 - 0.25 / height)
@@ -78,8 +91,13 @@ def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path
         xs = [row["epoch"] for row in rows]
         for key, label, style in (("train_nll", "train NLL (net)", "o-"), ("val_nll", "val NLL (net)", "s-")):
             ax.plot(xs, [row[key] for row in rows], style, label=f"{label}: {history[-1][key]:.4f}")
-        ax.axhline(count_nll, color="black", linestyle="--", linewidth=1,
-                   label=f"val NLL of the count model (+1): {count_nll:.4f}")
+        ax.axhline(
+            count_nll,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"val NLL of the count model (+1): {count_nll:.4f}",
+        )
         ax.set_xlabel("epochs trained")
         ax.set_ylabel("NLL (nats per character)")
         ax.set_xticks(xs if len(xs) <= 20 else xs[:: len(xs) // 10 + 1])
@@ -94,7 +112,11 @@ def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path
 
 
 def draw_pictures(
-    W: torch.Tensor, train_counts: Optional[torch.Tensor], history: list[dict], vocab: Vocab, out_dir: Path,
+    W: torch.Tensor,
+    train_counts: Optional[torch.Tensor],
+    history: list[dict],
+    vocab: Vocab,
+    out_dir: Path,
     subtitle: str = "",
 ) -> list[Path]:
     """The grid (and, when there is a history, the loss curve) in `out_dir`; returns the files written."""
@@ -107,34 +129,40 @@ def draw_pictures(
     return paths
 
 
-def build_parser() -> tools.Parser:
-    p = tools.parser(
+def build_parser():
+    p = tool_parser(
         "bigram-plot",
         f"Draw a checkpoint's bigram grid (learned softmax(W) beside the count model, when the data file it "
         f"was trained on is at hand) as {GRID_PNG}, and its loss curve as {LOSS_PNG}.",
     )
-    p.add_argument("--out_dir", default=None, help="where to write the PNGs (default: the checkpoint's run directory)")
+    p.add_argument(
+        "--out_dir", default=argparse.SUPPRESS, help="where to write the PNGs (default: the run's directory)"
+    )
     return p
 
 
-def main_(argv: list[str]) -> None:
+def draw_checkpoint(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    ckpt = tools.load_checkpoint(args.ckpt, args.runs_dir)
-    dm, why_not = tools.training_data(ckpt)
+    ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
+    dm, why_not = ckpt.training_data()
     if dm is None:
         print(f"note: the grid shows the learned model alone: no count model, because {why_not}", file=sys.stderr)
     if not ckpt.history:
         print(f"note: no loss curve: {ckpt.path} holds no loss history (train with this version)", file=sys.stderr)
-    out_dir = Path(args.out_dir) if args.out_dir else ckpt.run_dir
+    out_dir = Path(getattr(args, "out_dir", ckpt.run_dir))
     paths = draw_pictures(
-        ckpt.W, dm.counts["train"] if dm else None, ckpt.history, ckpt.vocab, out_dir,
+        ckpt.W,
+        dm.counts["train"] if dm else None,
+        ckpt.history,
+        ckpt.vocab,
+        out_dir,
         subtitle=f"{ckpt.run_dir.name}/{ckpt.path.name}",
     )
     print("\n".join(str(p) for p in paths))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return tools.run(main_, argv)
+    return run_tool(draw_checkpoint, argv)
 
 
 if __name__ == "__main__":

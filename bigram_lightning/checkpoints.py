@@ -1,0 +1,104 @@
+"""Reading a train.py checkpoint safely, and what the tools take from it: W, the vocabulary, the loss history and
+the training data it names. Nothing here imports Lightning (3 s), so a tool starts in about a second."""
+
+import pickle
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from bigram_lightning.errors import UserError
+from bigram_lightning.vocab import Vocab
+
+HISTORY_KEY = "LossHistory"  # callbacks.LossHistory keeps the per-epoch losses in every checkpoint under this key
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """What makes `path` unusable as a checkpoint, or None when it loads and holds a bigram model."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unpickler's remarks on foreign pickle protocols
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, EOFError, OSError, RuntimeError (zip reader), KeyError, …
+        call = re.search(r"GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if call:
+            return f"was refused unread: its pickle would call {call.group(1)} (running code), which a checkpoint never needs"
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head == b"PK\x03\x04":  # torch's format is a zip archive: this one was cut short or damaged
+            return "is truncated or corrupt"
+        return "is empty" if not head else "is not a PyTorch checkpoint"
+    try:
+        W, vocab = raw["state_dict"]["W"], raw["hyper_parameters"]["vocab"]
+    except (KeyError, TypeError):
+        return "is not a bigram-lightning checkpoint (no W and vocabulary in it)"
+    if not isinstance(W, torch.Tensor) or W.shape != (len(vocab), len(vocab)):
+        return f"is damaged: W is not {len(vocab)}×{len(vocab)} for its vocabulary of {len(vocab)} characters"
+    return None
+
+
+def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
+    """A train.py checkpoint as torch.load gives it, or a UserError that says what is wrong with the file and
+    names the newest good checkpoint beside it. weights_only: a checkpoint of this project holds tensors and plain
+    types only, so a file whose pickle would call a function (a code-execution payload) is refused unrun."""
+    problem = checkpoint_problem(path)
+    if problem is None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    others = [p for p in sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime) if p != path]
+    good = next((p for p in others if checkpoint_problem(p) is None), None)
+    hint = (
+        f"the last good checkpoint is {good} ({flag} {good})"
+        if good
+        else f"pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
+    )
+    raise UserError(f"{path} {problem}: {hint}")
+
+
+@dataclass
+class Checkpoint:
+    """The parts of a train.py checkpoint the tools use."""
+
+    path: Path
+    W: torch.Tensor  # V×V float64 on the CPU
+    vocab: Vocab
+    data: dict  # the datamodule's hyperparameters: data_file, data_sha256, seed, val_frac, test_frac, …
+    history: list[dict] = field(default_factory=list)  # callbacks.LossHistory's losses per epoch; [] if none
+
+    @classmethod
+    def load(cls, path: Path) -> "Checkpoint":
+        raw = read_checkpoint(path)
+        history = raw.get("callbacks", {}).get(HISTORY_KEY, {}).get("history", [])
+        data = dict(raw.get("datamodule_hyper_parameters", {}))
+        return cls(path, raw["state_dict"]["W"].double(), Vocab(raw["hyper_parameters"]["vocab"]), data, history)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent.parent  # runs/<time>/checkpoints/x.ckpt
+
+    def logprobs(self, temperature: float = 1.0) -> torch.Tensor:
+        """log softmax(W / T): row i is the log-distribution of the character after i."""
+        return (self.W / temperature).log_softmax(dim=1)
+
+    def training_data(self):
+        """The data module it was trained on, rebuilt from its data file (the same seed and fractions give the
+        same split) and set up; or (None, why not) when that file is not at hand."""
+        data_file, sha256 = self.data.get("data_file"), self.data.get("data_sha256")
+        if not data_file:
+            return None, f"{self.path} does not record its data file"
+        if not Path(data_file).is_file():
+            return None, f"its data file {data_file} is not here (paths are relative to where train.py ran)"
+        from bigram_lightning.corpus import sha256_file
+
+        if sha256_file(Path(data_file)) != sha256:
+            return None, f"{data_file} has changed since training (its SHA-256 differs)"
+        from bigram_lightning.data import BigramDataModule  # imported here: Lightning costs 3 s
+
+        keys = ("seed", "val_frac", "test_frac", "cache_dir", "max_word_len")
+        dm = BigramDataModule(path=data_file, **{k: self.data[k] for k in keys if k in self.data})
+        dm.setup("fit")
+        if dm.vocab != self.vocab:
+            return None, f"{data_file} gives the vocabulary {dm.vocab.itos!r}, the checkpoint has {self.vocab.itos!r}"
+        return dm, ""

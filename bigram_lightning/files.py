@@ -1,0 +1,38 @@
+"""Files written whole or not at all."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A file object for `path` that becomes the file only when the block ends without an error: written to a
+    temporary file beside it, flushed to disk, then renamed. Readers, a process killed mid-write and a machine
+    that loses power see the old file or the whole new one, never a truncated one. Every writer uses it: the
+    token cache, checkpoints, config.yaml, run.json, summary.json and the download."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600: a downloaded file or a shared cache must be readable by others
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # and the rename itself (POSIX; Windows cannot open a directory)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)

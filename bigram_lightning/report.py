@@ -1,0 +1,59 @@
+"""The end of a run: the final NLLs beside the count model's as a table, the paths, and summary.json."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from bigram_lightning.callbacks import DrawPictures
+from bigram_lightning.files import write_atomic
+
+
+def report(cli, tested: dict, start: float) -> int:
+    """Finish the W&B run, write summary.json and print the table; `tested` is trainer.test's result for best.ckpt
+    (which the model now holds). Returns the exit code."""
+    trainer, model, dm, run_dir = cli.trainer, cli.model, cli.datamodule, cli.run_dir
+    best = trainer.checkpoint_callback
+    summary = {
+        # train: exactly, from the split's bigram counts (O(V²)); val: best.ckpt's as the Trainer logged it
+        "train_loss": dm.net_nll(model.W, "train"),
+        "train_count_nll": dm.count_nll("train"),
+        "val_loss": float(best.best_model_score),
+        "val_count_nll": dm.count_nll("val"),
+        "test_loss": tested["test/loss"],
+        "test_count_nll": tested["test/count_nll"],
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_ckpt": os.path.relpath(best.best_model_path),
+        "last_ckpt": str(run_dir / "checkpoints" / "last.ckpt"),
+        "data_path": dm.hparams.data_file,
+        "data_sha256": dm.hparams.data_sha256,
+        "vocab": dm.vocab.itos,
+        "run_dir": str(run_dir),
+        "wandb_dir": None,
+        "wandb_id": None,
+        "pictures": [str(p) for c in trainer.callbacks if isinstance(c, DrawPictures) for p in c.paths],
+    }
+    wandb_line = f"W&B: off (--logger {cli.config.logger})"
+    if cli.config.logger == "wandb":
+        run = trainer.logger.experiment
+        if run.settings.mode == "disabled":
+            wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
+        else:
+            summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
+            offline = run.settings.mode in ("offline", "dryrun")
+            wandb_line = f"W&B: {run.url}"
+            if offline:
+                wandb_line = (
+                    f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {summary['wandb_dir']}"
+                )
+        run.finish()
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    path = run_dir / "summary.json"
+    write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
+    for s in ("train", "val", "test"):
+        print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
+    print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
+    print(f"pictures: {' '.join(summary['pictures'])}\nsummary: {path}")
+    return 0

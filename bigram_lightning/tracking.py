@@ -1,0 +1,106 @@
+"""Weights & Biases: online or offline (never a prompt or a hang), the same W&B run across resumes, and what a run
+records there besides its metrics: the resolved config and the data's provenance."""
+
+import json
+import netrc
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import lightning as L
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+# W&B may never hold up training for longer than these: the reachability probe of --wandb.mode auto, and
+# wandb.init of an online run (after which the run goes offline)
+PROBE_SECONDS, INIT_SECONDS = 3, 10
+
+
+def wandb_mode(requested: str) -> str:
+    """Online only when it can work: an API key and a reachable server; otherwise offline."""
+    if requested != "auto":
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    try:
+        has_key = (
+            bool(os.environ.get("WANDB_API_KEY")) or netrc.netrc().authenticators(urlparse(url).hostname) is not None
+        )
+    except (OSError, netrc.NetrcParseError, TypeError):
+        has_key = False
+    if not has_key:
+        return "offline"
+    try:  # any HTTP answer will do: a server that accepts connections but never answers counts as unreachable
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_SECONDS).close()
+    except urllib.error.HTTPError:
+        pass
+    except (OSError, ValueError):  # no network, no such host, a timeout, a malformed URL
+        return "offline"
+    return "online"
+
+
+def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
+    """The W&B run of `run_dir`, started now (on the first process only): online within INIT_SECONDS or offline."""
+    mode = wandb_mode(cfg.mode)
+    if cfg.log_model and mode != "online":
+        print(f"note: --wandb.log_model: the run is {mode}, so no checkpoint is uploaded", file=sys.stderr)
+    log_model = cfg.log_model and mode == "online"
+    if rank_zero_only.rank != 0:  # the other processes never log: Lightning gives them a dummy experiment
+        return WandbLogger(project=cfg.project, id=wandb_id, mode=mode)
+    import wandb
+
+    init = dict(
+        project=cfg.project, name=cfg.name or run_dir.name, tags=list(cfg.tags), id=wandb_id, resume="allow",
+        # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
+        dir=str(run_dir.resolve()), settings=wandb.Settings(silent=quiet, init_timeout=INIT_SECONDS),
+    )  # fmt: skip
+    if wandb.run is not None:  # a run this process left open (main called again after a crash, in a notebook)
+        wandb.run.finish()
+    run = None
+    if mode == "online":
+        try:
+            run = wandb.init(mode="online", **init)
+        except Exception as e:  # a bad key, a server that does not answer, …: W&B's own error types vary
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            print(f"warning: W&B could not start an online run ({why}): logging offline instead", file=sys.stderr)
+            wandb.teardown()  # the service still holds the run id the failed init claimed
+            mode = "offline"
+    if run is None:
+        # W&B's process-wide settings follow WANDB_MODE: an offline run then sends W&B's own telemetry nowhere,
+        # instead of waiting on an unreachable server at exit (main restores the variable)
+        os.environ["WANDB_MODE"] = mode
+        run = wandb.init(mode=mode, **init)
+    # what WandbLogger does for a run it starts itself: metrics against Lightning's step
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    run.define_metric("val/loss", summary="min,last")
+    return WandbLogger(experiment=run, log_model=log_model)
+
+
+class WandbRun(L.Callback):
+    def __init__(self, wandb_id: str, config: dict) -> None:
+        """Keeps the W&B run id in every checkpoint, so that a checkpoint taken away from its run directory still
+        resumes the same W&B run; and records the resolved config and the data's provenance in the W&B run."""
+        self.wandb_id, self.config = wandb_id, config
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        for logger in trainer.loggers if trainer.is_global_zero else []:
+            if isinstance(logger, WandbLogger):
+                data = {
+                    "file": dm.hparams.data_file, "sha256": dm.hparams.data_sha256, "vocab": dm.vocab.itos,
+                    "words": {s: int((dm.streams[s] == 0).sum()) - 1 for s in dm.streams},
+                    "pairs": {s: dm.num_pairs(s) for s in dm.streams},
+                }  # fmt: skip
+                config = json.loads(json.dumps(self.config, default=str))  # config file paths become strings
+                logger.experiment.config.update({"config": config, "data": data}, allow_val_change=True)
+
+    def state_dict(self) -> dict:
+        return {"wandb_id": self.wandb_id}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass  # the run in progress has its own run.json; the checkpoint's was read before it started
