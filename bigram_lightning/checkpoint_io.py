@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from bigram_lightning.files import write_atomic
@@ -31,24 +31,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return super().load_checkpoint(path, map_location=map_location or "cpu", weights_only=True)
 
 
-class MidEpochCheckpoint(ModelCheckpoint):
-    """last.ckpt every N training steps within an epoch. An epoch's last step is left to the epoch-end checkpoint,
-    which comes after validation and the epoch-end hooks: one before them would resume in the next epoch and
-    never run them."""
+class LastCheckpoint(Checkpoint):
+    """checkpoints/last.ckpt: the run's latest state, at the end of every epoch and every N training steps. A
+    Checkpoint callback, so that Lightning calls it after the model's and the other callbacks' epoch-end hooks
+    (and after best.ckpt): it holds their new state. An epoch's last step is left to the epoch's end, which comes
+    after validation: a checkpoint before it would resume in the next epoch and never run them."""
+
+    def __init__(self, path: Path, every_n_train_steps: int = 0) -> None:
+        self.path, self.every, self.saved_at = path, every_n_train_steps, -1
+
+    def save(self, trainer: L.Trainer) -> None:
+        if self.saved_at != trainer.global_step:  # (a run stopped by max_steps ends its epoch at the same step)
+            trainer.save_checkpoint(self.path)
+            self.saved_at = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        if batch_idx + 1 < trainer.num_training_batches:
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.every and trainer.global_step % self.every == 0 and batch_idx + 1 < trainer.num_training_batches:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
 
 
-def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[ModelCheckpoint]:
-    """best.ckpt (lowest val/loss), and last.ckpt after every epoch's end hooks (so that it holds best.ckpt's new
-    state) and, with every_n_train_steps, also mid-epoch."""
-    common = dict(dirpath=dirpath, save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [
-        ModelCheckpoint(filename="best", monitor="val/loss", mode="min", **common),
-        ModelCheckpoint(filename="last", **common),
-    ]
-    if every_n_train_steps:
-        callbacks.append(MidEpochCheckpoint(filename="last", every_n_train_steps=every_n_train_steps, **common))
-    return callbacks
+def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[Checkpoint]:
+    """best.ckpt (the lowest val/loss), then last.ckpt."""
+    best = ModelCheckpoint(dirpath, "best", "val/loss", save_on_train_epoch_end=True, enable_version_counter=False)
+    return [best, LastCheckpoint(dirpath / "last.ckpt", every_n_train_steps)]

@@ -220,24 +220,18 @@ def not_for_this_project(record: logging.LogRecord) -> bool:
     return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
 
 
-def silence_what_does_not_apply() -> None:
-    """Start-up warnings that do not apply to this project, each for the reason beside it."""
-    # num_workers=0 is deliberate: batches are slices of in-memory tensors, worker processes would only add IPC
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # main passes the command line to LightningCLI on purpose
-    warnings.filterwarnings("ignore", ".*args parameter is intended to run from within Python.*")
-    # the run directory is ours and already holds run.json when the loggers and checkpoints start in it
-    warnings.filterwarnings("ignore", ".*exists and is not empty.*")
-    # torch deprecated an API that Lightning still calls: nothing a user of this project can act on
-    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
-    # full-batch runs and small word lists have fewer steps per epoch than the logging interval
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
+# start-up warnings that do not apply: batches are slices of in-memory tensors (worker processes would only add
+# IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
+# small word lists have fewer steps per epoch than the logging interval
+IGNORED = ("does not have many workers", "args parameter is intended", "exists and is not empty", "LeafSpec",
+           "smaller than the logging interval")  # fmt: skip
 
 
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
-    silence_what_does_not_apply()
+    for text in IGNORED:
+        warnings.filterwarnings("ignore", f".*{text}.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}

@@ -126,7 +126,11 @@ def blocks(path: Path, max_word_len: int):
                 data = rest + data
                 cut = data.rfind(b"\n") + 1
                 if cut == 0 and len(data) > BLOCK + 4 * max_word_len:
-                    length = len(data) + sum(len(d.split(b"\n")[0]) for d in iter(lambda: f.read(BLOCK), b""))
+                    length = len(data)
+                    for more in iter(lambda: f.read(BLOCK), b""):  # the rest of the line, counted, not kept
+                        length += len(more.split(b"\n")[0])
+                        if b"\n" in more:
+                            break
                     raise UserError(
                         f"line {line_at(path, offset)} of data file {path} is {length} bytes long, too long for one "
                         f"word of at most {max_word_len} characters: put one word per line, or raise "

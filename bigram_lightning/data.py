@@ -100,14 +100,23 @@ class ResumableSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batches = epoch, 0
 
-    def __iter__(self):
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches": self.batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.resume_at = (int(state["epoch"]), int(state["batches"]))
+
+    def __iter__(self):  # (a generator: it runs at the first batch, after Lightning's set_epoch)
         epoch, batches = self.resume_at
-        self.resume_at = (-1, 0)
+        self.resume_at, order = (-1, 0), self.order()
         for i in range(batches if epoch == self.epoch else 0, self.steps):
             self.batches = i + 1
-            yield self.batch(i)
+            yield self.batch(order, i)
 
-    def batch(self, i: int):
+    def order(self):
+        return None
+
+    def batch(self, order, i: int):
         return 0  # counts mode: the one whole-split batch at every step
 
 
@@ -121,13 +130,12 @@ class BatchIndexSampler(ResumableSampler):
             n, batch_size * world_size, shuffle, seed, rank, world_size
         )  # fmt: skip
 
-    def __iter__(self):
+    def order(self) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        return super().__iter__()
+        return torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
 
-    def batch(self, i: int):
-        batch = self.order[i * self.step : (i + 1) * self.step]
+    def batch(self, order: torch.Tensor, i: int):
+        batch = order[i * self.step : (i + 1) * self.step]
         return torch.tensor_split(batch, self.world_size)[self.rank], len(batch)
 
 
@@ -135,10 +143,10 @@ class ResumableLoader(DataLoader):
     """The training loader: Lightning keeps the state_dict of a loader that has one in every checkpoint."""
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "batches": self.sampler.batches}
+        return self.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume_at = (int(state["epoch"]), int(state["batches"]))
+        self.sampler.load_state_dict(state)
 
 
 class BigramDataModule(L.LightningDataModule):

@@ -1,11 +1,7 @@
-"""The notebooks' pictures: the V×V bigram grid (learned softmax(W) beside the count model) and the loss curve.
+"""The notebooks' pictures, the bigram grid and the loss curve: matplotlib's object API on Agg, no display or pyplot."""
 
-`bigram-plot --ckpt last` draws them for any checkpoint; callbacks.DrawPictures draws them at the end of training.
-Figures are built with matplotlib's object API and rendered by Agg: no display, no pyplot global state.
-"""
-
-import argparse
 import sys
+from argparse import SUPPRESS
 from pathlib import Path
 from typing import Optional
 
@@ -25,42 +21,13 @@ CELL_INCHES = 0.42  # 30 points: room for two lines of 7-point text, so no label
 LEFT, GAP, RIGHT, TOP, BOTTOM, BAR = 0.8, 1.0, 1.3, 1.2, 0.8, 0.25
 
 
-def _panel(ax, P: torch.Tensor, vocab: Vocab, norm: PowerNorm, title: str):
-    V = len(vocab)
-    image = ax.imshow(P.numpy(), cmap="Blues", norm=norm)
-    dark = norm(P.numpy()) > 0.55  # white text on dark cells: every label readable whatever the shade
-    for i in range(V):
-        for j in range(V):
-            # the bigram, and P(j | i) with three decimals ('.132'): the notebooks' cell, one text per cell
-            label = vocab.itos[i] + vocab.itos[j] + "\n" + (f"{P[i, j].item():.3f}".lstrip("0") or "0")
-            ax.text(
-                j,
-                i,
-                label,
-                ha="center",
-                va="center",
-                fontsize=7,
-                linespacing=1.4,
-                color="white" if dark[i, j] else "black",
-            )
-    labels = list(vocab.itos)
-    ax.set_xticks(range(V), labels, fontsize=10)
-    ax.set_yticks(range(V), labels, fontsize=10)
-    ax.tick_params(top=True, labeltop=True, bottom=True, labelbottom=True, length=0)
-    ax.set_xlabel("next character j", fontsize=12)
-    ax.set_ylabel("current character i", fontsize=12)
-    ax.set_title(title, fontsize=14, pad=22)
-    return image
-
-
 def draw_grid(
     probs: torch.Tensor, count_probs: Optional[torch.Tensor], vocab: Vocab, path: Path, subtitle: str = ""
 ) -> Path:
-    """The grid PNG: each cell (i, j) labelled with the bigram and P(j | i), shaded by P on one scale for both
-    panels. `count_probs` None (no training data at hand) draws the learned panel alone."""
-    panels = [(probs, "learned: softmax(W)")]
-    if count_probs is not None:
-        panels.append((count_probs, "count model: (N + 1) / row sum, training split"))
+    """The grid PNG: cell (i, j) shows the bigram and P(j | i), shaded on one scale for both panels; without
+    `count_probs` (no training data at hand) the learned panel alone."""
+    panels = [(probs, "learned: softmax(W)"), (count_probs, "count model: (N + 1) / row sum, training split")]
+    panels = [(P, title) for P, title in panels if P is not None]
     side = len(vocab) * CELL_INCHES
     width = LEFT + len(panels) * side + (len(panels) - 1) * GAP + 0.3 + BAR + RIGHT
     height = TOP + side + BOTTOM
@@ -69,7 +36,21 @@ def draw_grid(
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=max(float(p.max()) for p, _ in panels))
     for k, (P, title) in enumerate(panels):
         ax = fig.add_axes(((LEFT + k * (side + GAP)) / width, BOTTOM / height, side / width, side / height))
-        image = _panel(ax, P.double(), vocab, norm, title)
+        P = P.double()
+        image = ax.imshow(P.numpy(), cmap="Blues", norm=norm)
+        dark = norm(P.numpy()) > 0.55  # white text on dark cells: every label readable whatever the shade
+        for i, current in enumerate(vocab.itos):
+            for j, next_ in enumerate(vocab.itos):
+                # the bigram, and P(j | i) with three decimals ('.132'): the notebooks' cell, one text per cell
+                label = current + next_ + "\n" + (f"{P[i, j].item():.3f}".lstrip("0") or "0")
+                color = "white" if dark[i, j] else "black"
+                ax.text(j, i, label, ha="center", va="center", fontsize=7, linespacing=1.4, color=color)
+        ax.set_xticks(range(len(vocab)), list(vocab.itos), fontsize=10)
+        ax.set_yticks(range(len(vocab)), list(vocab.itos), fontsize=10)
+        ax.tick_params(top=True, labeltop=True, bottom=True, labelbottom=True, length=0)
+        ax.set_xlabel("next character j", fontsize=12)
+        ax.set_ylabel("current character i", fontsize=12)
+        ax.set_title(title, fontsize=14, pad=22)
     bar_ax = fig.add_axes(
         ((width - RIGHT - BAR) / width, (BOTTOM + side * 0.2) / height, BAR / width, side * 0.6 / height)
     )
@@ -81,25 +62,18 @@ def draw_grid(
 
 
 def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
-    """NLL after each epoch on the training and validation splits (epoch 0: the random initialisation) and the
-    count model's validation NLL, the optimum the net approaches; the right panel zooms in on the approach."""
+    """Train and val NLL per epoch (0: the random initialisation) against the count model's val NLL, the optimum."""
     later = [row for row in history if row["epoch"] >= 1]
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     panels = fig.subplots(1, 2 if len(later) >= 2 else 1, squeeze=False)[0]
     count_nll = history[-1]["val_count_nll"]
+    count_label = f"val NLL of the count model (+1): {count_nll:.4f}"
     for ax, rows in zip(panels, (history, later)):
         xs = [row["epoch"] for row in rows]
         for key, label, style in (("train_nll", "train NLL (net)", "o-"), ("val_nll", "val NLL (net)", "s-")):
             ax.plot(xs, [row[key] for row in rows], style, label=f"{label}: {history[-1][key]:.4f}")
-        ax.axhline(
-            count_nll,
-            color="black",
-            linestyle="--",
-            linewidth=1,
-            label=f"val NLL of the count model (+1): {count_nll:.4f}",
-        )
-        ax.set_xlabel("epochs trained")
-        ax.set_ylabel("NLL (nats per character)")
+        ax.axhline(count_nll, color="black", linestyle="--", linewidth=1, label=count_label)
+        ax.set(xlabel="epochs trained", ylabel="NLL (nats per character)")
         ax.set_xticks(xs if len(xs) <= 20 else xs[:: len(xs) // 10 + 1])
         ax.grid(alpha=0.3)
         ax.legend()
@@ -135,9 +109,7 @@ def build_parser():
         f"Draw a checkpoint's bigram grid (learned softmax(W) beside the count model, when the data file it "
         f"was trained on is at hand) as {GRID_PNG}, and its loss curve as {LOSS_PNG}.",
     )
-    p.add_argument(
-        "--out_dir", default=argparse.SUPPRESS, help="where to write the PNGs (default: the run's directory)"
-    )
+    p.add_argument("--out_dir", default=SUPPRESS, help="where to write the PNGs (default: the run's directory)")
     return p
 
 
@@ -150,14 +122,8 @@ def draw_checkpoint(argv: list[str]) -> None:
     if not ckpt.history:
         print(f"note: no loss curve: {ckpt.path} holds no loss history (train with this version)", file=sys.stderr)
     out_dir = Path(getattr(args, "out_dir", ckpt.run_dir))
-    paths = draw_pictures(
-        ckpt.W,
-        dm.counts["train"] if dm else None,
-        ckpt.history,
-        ckpt.vocab,
-        out_dir,
-        subtitle=f"{ckpt.run_dir.name}/{ckpt.path.name}",
-    )
+    counts = dm.counts["train"] if dm else None
+    paths = draw_pictures(ckpt.W, counts, ckpt.history, ckpt.vocab, out_dir, f"{ckpt.run_dir.name}/{ckpt.path.name}")
     print("\n".join(str(p) for p in paths))
 
 

@@ -1,10 +1,5 @@
-"""`bigram-score WORDS`: how likely a trained model finds each word, and its NLL and perplexity over the list.
-
-A word's log-probability is the notebooks' log-likelihood: the sum of log P(next | current) over the bigrams
-of '.' + word + '.', the final '.' (the word ends here) included, so a word of n characters has n + 1 bigrams.
-NLL is the negative of the summed log-probabilities divided by the number of bigrams: the number train.py
-reports as val/loss, and perplexity is exp(NLL).
-"""
+"""`bigram-score WORDS`: each word's log-probability under a checkpoint (the sum of log P(next | current) over the
+n + 1 bigrams of '.' + word + '.'), and the list's NLL per bigram (as train.py's val/loss) and perplexity, exp(NLL)."""
 
 import json
 import math
@@ -41,12 +36,11 @@ def read_word_list(source: str) -> list[str]:
     """Words of a UTF-8 file (or of stdin for '-'), one per line; surrounding whitespace and blank lines dropped."""
     if source == "-":
         text = sys.stdin.read()
+    elif not Path(source).is_file():
+        raise UserError(f"word list {source} not found: pass a UTF-8 file with one word per line, or - for stdin")
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise UserError(f"word list {source} not found: pass a UTF-8 file with one word per line, or - for stdin")
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = Path(source).read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise UserError(f"word list {source} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
     words = [w for w in (line.strip() for line in text.splitlines()) if w]
@@ -71,12 +65,13 @@ def score_words(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     words = read_word_list(args.words)
     ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
+    alphabet = ckpt.vocab.itos[1:]
     problems = {w: unknown_chars(w, ckpt.vocab) for w in words}
     scored = [w for w in words if not problems[w]]
     if not scored:
         raise UserError(
-            f"no word of {args.words} can be scored: each has characters outside the vocabulary "
-            f"{ckpt.vocab.itos[1:]!r} (or the boundary '.'): check the list's case and alphabet"
+            f"no word of {args.words} can be scored: each has characters outside the vocabulary {alphabet!r} "
+            "(or the boundary '.'): check the list's case and alphabet"
         )
     models = {"net": ckpt.logprobs()}
     dm, why_not = ckpt.training_data()
@@ -84,23 +79,18 @@ def score_words(argv: list[str]) -> None:
         print(f"note: no count model to compare with: {why_not}", file=sys.stderr)
     else:
         models["count"] = count_logprobs(dm.counts["train"])  # +1 smoothed, as val/count_nll
-    logp = {name: iter(word_logprobs(lp, ckpt.vocab, scored).tolist()) for name, lp in models.items()}
-    rows = []  # one per listed word, in order (a word listed twice counts twice)
-    for w in words:
-        if problems[w]:
-            rows.append({"word": w, "error": problems[w]})
-        else:
-            rows.append({"word": w, "bigrams": len(w) + 1} | {f"{name}_logprob": next(logp[name]) for name in models})
-    n_bigrams = sum(row.get("bigrams", 0) for row in rows)
+    # one row per listed word, in order (a word listed twice counts twice); scored ones get each model's log P
+    rows = [{"word": w, "error": problems[w]} if problems[w] else {"word": w, "bigrams": len(w) + 1} for w in words]
+    for name, lp in models.items():
+        for row, logprob in zip([r for r in rows if "bigrams" in r], word_logprobs(lp, ckpt.vocab, scored).tolist()):
+            row[f"{name}_logprob"] = logprob
+    n_bigrams, skipped = sum(len(w) + 1 for w in scored), len(words) - len(scored)
     nll = {name: -sum(row.get(f"{name}_logprob", 0) for row in rows) / n_bigrams for name in models}
-    totals = {"words": len(words), "scored": len(scored), "skipped": len(words) - len(scored), "bigrams": n_bigrams}
+    totals = {"words": len(words), "scored": len(scored), "skipped": skipped, "bigrams": n_bigrams}
     for name in models:
         totals |= {f"{name}_nll": nll[name], f"{name}_perplexity": math.exp(nll[name])}
-
     if args.json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
-        print(json.dumps({"totals": totals}))
+        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows + [{"totals": totals}]))
         return
     width = max(12, min(30, max(len(w) for w in words)))
     print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({name})':>14}" for name in models))
@@ -108,16 +98,11 @@ def score_words(argv: list[str]) -> None:
         if "error" in row:
             print(f"{row['word']:<{width}} not scored: {row['error']}")
         else:
-            print(
-                f"{row['word']:<{width}} {row['bigrams']:>7}"
-                + "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models)
-            )
-    print(f"\n{totals['scored']} of {totals['words']} words scored ({n_bigrams} bigrams)")
-    if totals["skipped"]:
-        print(
-            f"{totals['skipped']} skipped: characters outside the vocabulary {ckpt.vocab.itos[1:]!r}, or the word "
-            f"boundary {BOUNDARY!r}"
-        )
+            logps = "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models)
+            print(f"{row['word']:<{width}} {row['bigrams']:>7}{logps}")
+    print(f"\n{len(scored)} of {len(words)} words scored ({n_bigrams} bigrams)")
+    if skipped:
+        print(f"{skipped} skipped: characters outside the vocabulary {alphabet!r}, or the word boundary {BOUNDARY!r}")
     print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in nll else ""))
     for label, f in (("NLL", lambda x: x), ("perplexity", math.exp)):
         print(f"{label:<12}{f(nll['net']):>10.4f}" + (f"{f(nll['count']):>18.4f}" if "count" in nll else ""))
