@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bigram_lightning.counts import count_logprobs  # noqa: E402
 from bigram_lightning.data import BigramDataModule  # noqa: E402
-from bigram_lightning.sampling import decode, sample  # noqa: E402
+from bigram_lightning.sample import decode, sample  # noqa: E402
 from bigram_lightning.vocab import Vocab  # noqa: E402
 
 LOG_EVERY = 10  # train.py's setting
@@ -38,8 +38,13 @@ if not NAMES.is_file():
 
 def env1() -> dict:
     """Child processes: one intra-op thread (the project's default, and the same for both sides), W&B offline."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-            "PYTHONPATH": f"{REPO / 'benchmarks'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": f"{REPO / 'benchmarks'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
 
 
 # ---------------------------------------------------------------------------------------------- throughput
@@ -89,9 +94,17 @@ def trainer_loop(dm, batch_size, epochs) -> tuple[int, float]:
     dm.hparams.batch_size = batch_size
     timer = Timer()
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_epochs=epochs + 1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-        callbacks=[timer], log_every_n_steps=LOG_EVERY,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+        log_every_n_steps=LOG_EVERY,
     )
     trainer.fit(BigramLM(vocab=dm.vocab.itos), datamodule=dm)
     return timer.steps, timer.seconds
@@ -99,7 +112,6 @@ def trainer_loop(dm, batch_size, epochs) -> tuple[int, float]:
 
 def throughput(args) -> dict:
     dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
-    dm.prepare_data()
     dm.setup("fit")
     stream = dm.streams["train"]
     xs, ys = stream[:-1], stream[1:]
@@ -114,8 +126,12 @@ def throughput(args) -> dict:
         }
         per_step = {k: (steps / sec, steps / sec * min(batch_size, n)) for k, (steps, sec) in rows.items()}
         out[label] = {
-            k: {"steps_per_s": s, "pairs_per_s": p, "ratio_vs_notebook": s / per_step["notebook loop"][0],
-                "ratio_vs_tuned": s / per_step["tuned plain loop"][0]}
+            k: {
+                "steps_per_s": s,
+                "pairs_per_s": p,
+                "ratio_vs_notebook": s / per_step["notebook loop"][0],
+                "ratio_vs_tuned": s / per_step["tuned plain loop"][0],
+            }
             for k, (s, p) in per_step.items()
         }
     return out
@@ -127,16 +143,31 @@ def quality(args) -> dict:
     (work / "data").mkdir()
     shutil.copy(NAMES, work / "data" / "names.txt")
     start = time.time()
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "recipe.py"), str(NAMES)], env=env1(),
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "recipe.py"), str(NAMES)],
+        env=env1(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     recipe = json.loads(proc.stdout)
-    recipe_out = {"steps": recipe["steps"], "start_to_target_s": recipe["target"] - start,
-                  "train_to_target_s": recipe["target"] - recipe["first_step"]}
+    recipe_out = {
+        "steps": recipe["steps"],
+        "start_to_target_s": recipe["target"] - start,
+        "train_to_target_s": recipe["target"] - recipe["first_step"],
+    }
     start = time.time()
     proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--trainer.callbacks+=stopwatch.StopWatch",
-         f"--trainer.callbacks.out={work / 'stopwatch.json'}"],
-        cwd=work, env=env1(), capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "--trainer.callbacks+=stopwatch.StopWatch",
+            f"--trainer.callbacks.out={work / 'stopwatch.json'}",
+        ],
+        cwd=work,
+        env=env1(),
+        capture_output=True,
+        text=True,
     )
     end = time.time()
     if proc.returncode != 0:
@@ -159,7 +190,6 @@ def quality(args) -> dict:
 # ------------------------------------------------------------------------------------------------- sampling
 def count_probs(args) -> tuple[torch.Tensor, Vocab]:
     dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
-    dm.prepare_data()
     dm.setup("fit")
     return count_logprobs(dm.counts["train"]).exp().float(), dm.vocab
 
@@ -188,8 +218,12 @@ def sampling(args) -> dict:
     start = time.perf_counter()
     batched_names = decode(sample(W.softmax(1), args.num_samples, g), vocab)
     batched = len(batched_names) / (time.perf_counter() - start)
-    return {"notebook_names_per_s": loop, "batched_names_per_s": batched, "ratio": batched / loop,
-            "num": args.num_samples}
+    return {
+        "notebook_names_per_s": loop,
+        "batched_names_per_s": batched,
+        "ratio": batched / loop,
+        "num": args.num_samples,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- scale
@@ -217,18 +251,38 @@ def scale(args) -> dict:
         work = Path(tempfile.mkdtemp(dir=args.workdir))
         # encoding, in a fresh process as a first run would: hash + two passes over the file + the cache write
         code = (
-            "import sys, time; from pathlib import Path; from bigram_lightning.data import BigramDataModule; "
-            f"dm = BigramDataModule(path={str(corpus)!r}, cache_dir={str(work / 'cache')!r}); "
-            "t = time.perf_counter(); dm.prepare_data(); print(time.perf_counter() - t)"
+            "import sys, time; from pathlib import Path; from bigram_lightning.corpus import load_corpus; "
+            f"t = time.perf_counter(); load_corpus({str(corpus)!r}, {str(work / 'cache')!r}); "
+            "print(time.perf_counter() - t)"
         )
-        encode_s = float(subprocess.run([sys.executable, "-c", code], env=env1(), capture_output=True, text=True,
-                                        check=True, cwd=REPO).stdout)
+        encode_s = float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env1(), capture_output=True, text=True, check=True, cwd=REPO
+            ).stdout
+        )
         start = time.time()
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "train.py"), "--data.path", str(corpus), "--data.cache_dir", str(work / "cache"),
-             "--max_epochs", "1", "--logger", "none", "--trainer.enable_progress_bar", "false",
-             "--trainer.callbacks+=stopwatch.StopWatch", f"--trainer.callbacks.out={work / 'stopwatch.json'}"],
-            cwd=work, env=env1(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "--data.path",
+                str(corpus),
+                "--data.cache_dir",
+                str(work / "cache"),
+                "--max_epochs",
+                "1",
+                "--logger",
+                "none",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.callbacks+=stopwatch.StopWatch",
+                f"--trainer.callbacks.out={work / 'stopwatch.json'}",
+            ],
+            cwd=work,
+            env=env1(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         stdout, stderr = proc.communicate()
         if proc.returncode != 0:
@@ -236,8 +290,12 @@ def scale(args) -> dict:
         watch = json.loads((work / "stopwatch.json").read_text())
         epoch_start, epoch_end, steps = watch["epochs"][0]
         out[f"{chars / 1e6:g}M"] = {
-            "chars": chars, "encode_s": encode_s, "encode_MB_per_s": corpus.stat().st_size / 1e6 / encode_s,
-            "epoch_s": epoch_end - epoch_start, "steps": steps, "run_s": time.time() - start,
+            "chars": chars,
+            "encode_s": encode_s,
+            "encode_MB_per_s": corpus.stat().st_size / 1e6 / encode_s,
+            "epoch_s": epoch_end - epoch_start,
+            "steps": steps,
+            "run_s": time.time() - start,
             "peak_rss_MB": peak_rss_mb(work / "stopwatch.json"),
         }
         shutil.rmtree(work, ignore_errors=True)
@@ -252,29 +310,45 @@ def peak_rss_mb(stopwatch: Path) -> float:
 def table(results: dict) -> str:
     lines = []
     if "throughput" in results:
-        lines.append(f"{'training throughput (1 CPU thread)':40}{'steps/s':>10}{'pairs/s':>12}{'×notebook':>11}{'×tuned':>9}")
+        lines.append(
+            f"{'training throughput (1 CPU thread)':40}{'steps/s':>10}{'pairs/s':>12}{'×notebook':>11}{'×tuned':>9}"
+        )
         for label, rows in results["throughput"].items():
             for name, r in rows.items():
-                lines.append(f"  {label + ', ' + name:38}{r['steps_per_s']:>10.1f}{r['pairs_per_s']:>12.3g}"
-                             f"{r['ratio_vs_notebook']:>11.2f}{r['ratio_vs_tuned']:>9.2f}")
+                lines.append(
+                    f"  {label + ', ' + name:38}{r['steps_per_s']:>10.1f}{r['pairs_per_s']:>12.3g}"
+                    f"{r['ratio_vs_notebook']:>11.2f}{r['ratio_vs_tuned']:>9.2f}"
+                )
     if "quality" in results:
         q = results["quality"]
-        lines.append(f"{'time to val/loss within 0.01 of count':40}{'steps':>10}{'start→hit s':>12}{'train→hit s':>12}{'exit s':>8}")
+        lines.append(
+            f"{'time to val/loss within 0.01 of count':40}{'steps':>10}{'start→hit s':>12}{'train→hit s':>12}{'exit s':>8}"
+        )
         for name, r in q.items():
             fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-            lines.append(f"  {name:38}{str(r['steps']):>10}{fmt(r['start_to_target_s']):>12}"
-                         f"{fmt(r['train_to_target_s']):>12}{fmt(r.get('start_to_exit_s')):>8}")
+            lines.append(
+                f"  {name:38}{str(r['steps']):>10}{fmt(r['start_to_target_s']):>12}"
+                f"{fmt(r['train_to_target_s']):>12}{fmt(r.get('start_to_exit_s')):>8}"
+            )
         if q["train.py"]["train_to_target_s"]:
-            lines.append(f"  train.py training phase / recipe's: {q['train.py']['train_to_target_s'] / q['recipe']['train_to_target_s']:.3f}")
+            lines.append(
+                f"  train.py training phase / recipe's: {q['train.py']['train_to_target_s'] / q['recipe']['train_to_target_s']:.3f}"
+            )
     if "sampling" in results:
         s = results["sampling"]
-        lines.append(f"sampling: notebook loop {s['notebook_names_per_s']:.0f} names/s, batched ({s['num']} names) "
-                     f"{s['batched_names_per_s']:.0f} names/s = {s['ratio']:.0f}×")
+        lines.append(
+            f"sampling: notebook loop {s['notebook_names_per_s']:.0f} names/s, batched ({s['num']} names) "
+            f"{s['batched_names_per_s']:.0f} names/s = {s['ratio']:.0f}×"
+        )
     if "scale" in results:
-        lines.append(f"{'corpus':10}{'encode s':>10}{'MB/s':>8}{'epoch s':>10}{'steps':>8}{'run s':>8}{'peak RSS MB':>13}")
+        lines.append(
+            f"{'corpus':10}{'encode s':>10}{'MB/s':>8}{'epoch s':>10}{'steps':>8}{'run s':>8}{'peak RSS MB':>13}"
+        )
         for name, r in results["scale"].items():
-            lines.append(f"{name:10}{r['encode_s']:>10.2f}{r['encode_MB_per_s']:>8.0f}{r['epoch_s']:>10.1f}"
-                         f"{r['steps']:>8}{r['run_s']:>8.1f}{r['peak_rss_MB']:>13.0f}")
+            lines.append(
+                f"{name:10}{r['encode_s']:>10.2f}{r['encode_MB_per_s']:>8.0f}{r['epoch_s']:>10.1f}"
+                f"{r['steps']:>8}{r['run_s']:>8.1f}{r['peak_rss_MB']:>13.0f}"
+            )
     return "\n".join(lines)
 
 

@@ -58,4 +58,8 @@ for k in range(max_steps):
         val_loss = -(vcounts / vcounts.sum(1, keepdims=True))[torch.arange(len(vys)), vys].log().mean().item()
     if val_loss - count_nll <= 0.01:
         break
-print(json.dumps({"first_step": first, "target": time.time(), "steps": k + 1, "val_loss": val_loss, "count_nll": count_nll}))
+print(
+    json.dumps(
+        {"first_step": first, "target": time.time(), "steps": k + 1, "val_loss": val_loss, "count_nll": count_nll}
+    )
+)

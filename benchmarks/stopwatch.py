@@ -14,17 +14,17 @@ class StopWatch(L.Callback):
     def __init__(self, out: str = "stopwatch.json") -> None:
         self.out = out
         self.record = {"first_step": None, "epochs": [], "vals": []}
-        atexit.register(self._write)  # at exit, so that the time of the whole run's end is known too
+        atexit.register(self.write)  # at exit, so that the time of the whole run's end is known too
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.record["first_step"] is None:
             self.record["first_step"] = time.time()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._epoch_start = time.time()
+        self.epoch_start = time.time()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.record["epochs"].append([self._epoch_start, time.time(), trainer.global_step])
+        self.record["epochs"].append([self.epoch_start, time.time(), trainer.global_step])
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -32,7 +32,7 @@ class StopWatch(L.Callback):
         metrics = trainer.callback_metrics
         self.record["vals"].append([time.time(), float(metrics["val/loss"]), float(metrics["val/count_nll"])])
 
-    def _write(self) -> None:
+    def write(self) -> None:
         with open(self.out, "w") as f:
             peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
             json.dump({**self.record, "exit": time.time(), "peak_rss_kb": peak_rss_kb}, f)

@@ -38,7 +38,22 @@ from bigram_lightning.runs import RUN_DIR_ENV, resume_target, run_dir_for, start
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-# the Trainer flags that also work without the `trainer.` prefix, as in `python train.py --accelerator gpu`
+# the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
+FLAGS = {
+    "seed": (int, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
+    "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run under --runs_dir), a run directory, or a "
+                  "checkpoint file"),
+    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also write checkpoints/last.ckpt every N training steps "
+                                 "(0: only at the end of every epoch); --ckpt_path last then resumes exactly there"),
+    "runs_dir": (str, "runs", "where each run gets its own directory"),
+    "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv in the run "
+               "directory) or none"),
+    "wandb.project": (str, "bigram-lightning", "W&B project"),
+    "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online when W&B has an API key "
+                   "and is reachable, else offline (sync later)"),
+    "wandb.name": (Optional[str], None, "W&B run name (default: the run directory's)"),
+    "wandb.tags": (list[str], [], "W&B tags, as in --wandb.tags '[a, b]'"),
+}  # fmt: skip
 SHORTCUTS = {
     "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
     "devices": (Union[int, str, list[int]], "auto", "how many devices (or which) to train on"),
@@ -46,6 +61,11 @@ SHORTCUTS = {
     "num_nodes": (int, 1, "machines taking part in distributed training"),
     "precision": (Optional[str], None, "32-true (default), bf16-mixed, 16-mixed, 64-true"),
     "max_epochs": (int, 10, "passes over the training pairs"),
+}
+SWITCHES = {
+    "wandb.log_model": "upload the best and last checkpoints to W&B as an artifact at the end (online runs only)",
+    "quiet": "for logs and CI: no progress bar, no per-epoch samples, no Lightning or W&B chatter; only the final "
+    "table and errors",
 }
 
 
@@ -73,42 +93,24 @@ class BigramCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SampleNames, "samples")
-        parser.link_arguments("data", "model.vocab", compute_fn=lambda data: data.vocab.itos, apply_on="instantiate")
-        parser.add_argument("--seed", type=int, default=2147483647, help="seeds W's initialisation, the word "
-                            "split, the batch order and the samples")  # fmt: skip
+        for name, (type_, default, help_) in {**FLAGS, **SHORTCUTS}.items():
+            parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
+        for name, help_ in SWITCHES.items():
+            parser.add_argument(f"--{name}", action=ActionYesNo, default=False, help=help_)
+        for name in SHORTCUTS:
+            parser.link_arguments(name, f"trainer.{name}")
         for target in ("model.init_seed", "data.seed", "samples.seed"):
             parser.link_arguments("seed", target)
-        for name, (type_, default, help_) in SHORTCUTS.items():
-            parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
-            parser.link_arguments(name, f"trainer.{name}")
-        parser.add_argument("--ckpt_path", type=Optional[str], default=None, help="resume: 'last' (the newest "
-                            "run under --runs_dir), a run directory, or a checkpoint file")  # fmt: skip
-        parser.add_argument(
-            "--checkpoint_every_n_steps", type=NonNegativeInt, default=0,
-            help="also write checkpoints/last.ckpt every N training steps, mid-epoch (0: only at the end of every "
-            "epoch); --ckpt_path last then resumes exactly where the run was stopped or killed",
-        )  # fmt: skip
-        parser.add_argument("--runs_dir", type=str, default="runs", help="where each run gets its own directory")
-        parser.add_argument("--logger", type=Literal["wandb", "csv", "none"], default="wandb",
-                            help="wandb (Weights & Biases), csv (metrics.csv in the run directory) or none")  # fmt: skip
-        parser.add_argument("--wandb.project", type=str, default="bigram-lightning", help="W&B project")
-        parser.add_argument("--wandb.mode", type=Literal["auto", "online", "offline", "disabled"], default="auto",
-                            help="auto: online when W&B has an API key and is reachable, else offline (sync later)")  # fmt: skip
-        parser.add_argument("--wandb.name", type=Optional[str], default=None, help="W&B run name (default: the "
-                            "run directory's)")  # fmt: skip
-        parser.add_argument("--wandb.tags", type=list[str], default=[], help="W&B tags, as in --wandb.tags '[a, b]'")
-        parser.add_argument("--wandb.log_model", action=ActionYesNo, default=False, help="upload the best and "
-                            "last checkpoints to W&B as an artifact at the end (online runs only)")  # fmt: skip
-        parser.add_argument("--quiet", action=ActionYesNo, default=False, help="for logs and CI: no progress bar, "
-                            "no per-epoch samples, no Lightning or W&B chatter; only the final table and errors")  # fmt: skip
         parser.link_arguments("quiet", "samples.verbose", compute_fn=lambda quiet: not quiet)
+        parser.link_arguments("data", "model.vocab", compute_fn=lambda data: data.vocab.itos, apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         args = sys.argv[1:] if args is None else args
         known, configs = set(parser.get_defaults().keys()) | {"config", "print_config", "help"}, []
         for arg, value in zip(args, [*args[1:], None]):
             flag = arg.split("=")[0]
-            if flag.startswith("--") and flag[2:].rstrip("+") not in known:
+            parts = flag[2:].rstrip("+").split(".")  # (--trainer.callbacks.out: a given callback's own argument)
+            if flag.startswith("--") and not any(".".join(parts[:i]) in known for i in range(1, len(parts) + 1)):
                 near = difflib.get_close_matches(flag[2:], known, n=1)
                 hint = f"did you mean --{near[0]}? " if near else ""
                 raise UserError(f"unknown flag {flag}: {hint}python train.py --help lists every flag")

@@ -1,4 +1,4 @@
-"""A word file -> a cached token stream '.w1.w2.…wn.' on disk: found (or downloaded), read, validated, encoded.
+"""A word file -> a cached token stream '.w1.w2.…wn.' on disk: read, validated, encoded once per content.
 
 The stream holds one id per character with the boundary (0) between words, so the bigram pairs are simply
 consecutive ids: no list of words, no N×2 pair list and no N×V one-hot ever exists outside a batch. The file
@@ -6,19 +6,16 @@ is read in blocks, so memory stays flat; it is encoded once per content (SHA-256
 """
 
 import hashlib
-import http.client
 import json
 import os
 import re
-import sys
 import unicodedata
-import urllib.request
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bigram_lightning.download import DEFAULT_PATH, fetch_default
 from bigram_lightning.errors import UserError
 from bigram_lightning.files import atomic_file, write_atomic
 from bigram_lightning.vocab import BOUNDARY, Vocab
@@ -26,10 +23,6 @@ from bigram_lightning.vocab import BOUNDARY, Vocab
 FORMAT = 3  # bump when the cache layout or the tokenization changes: old entries are then rebuilt (3: BOM, NFC)
 BLOCK = 1 << 23  # bytes read and tokenized at a time
 MAX_WORD_LEN = 1000  # the longest word accepted, in characters, unless --data.max_word_len says otherwise
-DEFAULT_PATH = "data/names.txt"
-MAKEMORE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
-MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-FALLBACK_NAME = "census-first-names.txt"  # a name of its own: never mistaken for makemore's names.txt
 BOM = b"\xef\xbb\xbf"  # what Windows tools put before UTF-8 text; not part of the first word
 # control characters that are not whitespace (NUL, ESC, DEL, …): text has none, a binary file is full of them
 CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
@@ -47,51 +40,6 @@ def sha256_file(path: Path) -> str:
 def unreadable(path: Path, e: OSError) -> UserError:
     fix = "check its permissions, or pass" if isinstance(e, PermissionError) else "pass"
     return UserError(f"data file {path} cannot be read ({e.strerror or e}): {fix} --data.path a readable file")
-
-
-def census_first_names() -> list[str]:
-    """US-census first names shipped by the optional `names` package (female then male, lowercased, once each)."""
-    words: dict[str, None] = {}
-    for name in ("dist.female.first", "dist.male.first"):
-        for line in (resources.files("names") / name).read_text(encoding="ascii").splitlines():
-            if line.strip():
-                words[line.split()[0].lower()] = None
-    return list(words)
-
-
-def fetch_default(path: Path) -> Path:
-    """makemore's names.txt at `path`, downloaded and checked against its SHA-256 when missing; offline, the
-    census names beside it, with a loud warning. Returns the file to train on."""
-    fallback = path.with_name(FALLBACK_NAME)
-    if path.exists() or fallback.exists():
-        return path if path.exists() else fallback
-    try:
-        with urllib.request.urlopen(MAKEMORE_URL, timeout=10) as response:
-            data = response.read()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != MAKEMORE_SHA256:
-            raise ValueError(f"downloaded file has SHA-256 {digest}, expected {MAKEMORE_SHA256}")
-        write_atomic(path, data)
-        print(f"downloaded {MAKEMORE_URL} to {path} (SHA-256 verified)", file=sys.stderr)
-        return path
-    except (OSError, ValueError, http.client.HTTPException) as e:  # (a cut connection: IncompleteRead)
-        why = e
-    try:
-        words = census_first_names()
-    except ModuleNotFoundError:
-        raise UserError(
-            f"could not download makemore's names.txt ({why}), and the offline stand-in needs the `names` package: "
-            f"put names.txt at {path}, pass --data.path, or pip install names"
-        ) from None
-    write_atomic(fallback, ("\n".join(words) + "\n").encode())
-    bar = "!" * 100
-    print(
-        f"{bar}\nWARNING: could not download makemore's names.txt ({why}).\n"
-        f"Training on {len(words)} US-census first names from the `names` package instead ({fallback}).\n"
-        f"Numbers will differ from the README's; put names.txt at {path} to match them.\n{bar}",
-        file=sys.stderr,
-    )
-    return fallback
 
 
 def check_data_file(path: Path) -> None:
@@ -163,7 +111,8 @@ def block_words(path: Path, offset: int, block: bytes, max_word_len: int) -> np.
         return np.zeros(0, dtype=np.uint8)
     cps = np.frombuffer(block, dtype=np.uint8)
     # the common case, one clean ASCII word per line: no blank line, no whitespace but the line breaks and no
-    # control character (all of them are <= ' ', but DEL). Python's text operations would take 4× as long
+    # control character (all of them are <= ' ', but DEL): ~90 MB/s here, where Python's text operations below
+    # manage ~11 MB/s
     if (
         block.isascii() and block[0] != NEWLINE and b"\n\n" not in block and b"\x7f" not in block
         and np.count_nonzero(cps <= 32) == block.count(b"\n")

@@ -5,20 +5,30 @@ from pathlib import Path
 import pytest
 
 from bigram_lightning.cli import main
-from bigram_lightning.corpus import census_first_names
+from bigram_lightning.download import census_first_names
 
 REPO = Path(__file__).resolve().parents[1]
-# makemore's names.txt is never committed; the tests read the copy in ../shared/data/
-NAMES_TXT = Path(os.environ.get("BIGRAM_NAMES_TXT", REPO.parent / "shared" / "data" / "names.txt"))
+# makemore's names.txt is never committed: the tests find it in $BIGRAM_NAMES_TXT, ../shared/data/ (CI) or data/
+# (where the first `python train.py` of a clone puts it)
+CANDIDATES = [
+    os.environ.get("BIGRAM_NAMES_TXT"),
+    REPO.parent / "shared" / "data" / "names.txt",
+    REPO / "data" / "names.txt",
+]
+NAMES_TXT = next((Path(p) for p in CANDIDATES if p and Path(p).is_file()), None)
 
 
 @pytest.fixture(scope="session")
 def names_txt() -> Path:
-    if not NAMES_TXT.is_file():
+    if NAMES_TXT is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{NAMES_TXT} is missing: CI needs makemore's names.txt there")
-        pytest.skip(f"makemore's names.txt not found at {NAMES_TXT} (set BIGRAM_NAMES_TXT)")
+            pytest.fail("makemore's names.txt is missing: CI needs it in ../shared/data/")
+        pytest.skip("makemore's names.txt not found (python train.py downloads it to data/; or set BIGRAM_NAMES_TXT)")
     return NAMES_TXT
+
+
+# the small word list of most tests: 600 real first names, enough for train/val/test splits, a run in about a second
+WORDS = "\n".join(census_first_names()[::8][:600]) + "\n"
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +47,9 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def words_file(workdir) -> Path:
-    """600 real first names: enough for train/val/test splits, small enough for a run in about a second."""
+    """WORDS in the test's working directory."""
     path = workdir / "words.txt"
-    path.write_text("\n".join(census_first_names()[::8][:600]) + "\n")
+    path.write_text(WORDS)
     return path
 
 
@@ -67,7 +77,7 @@ def trained(tmp_path_factory) -> Path:
     """A directory where train.py has run once (2 epochs on 600 names, CSV logger): the tools' test bench.
     Tests cd into it with `in_trained`; they must not change it."""
     root = tmp_path_factory.mktemp("trained")
-    (root / "words.txt").write_text("\n".join(census_first_names()[::8][:600]) + "\n")
+    (root / "words.txt").write_text(WORDS)
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -95,29 +105,30 @@ def tool(capsys):
     return run
 
 
-def read_wandb_records(path: Path) -> list:
-    """The records of an offline run's run-<id>.wandb file: W&B's LevelDB-style log (blocks of 32 KiB, each
-    record in chunks with a 7-byte header: CRC, length, type) of protobuf Records. Lets tests check what a run
-    would upload without a server."""
-    import struct
+@pytest.fixture
+def wandb_runs(monkeypatch) -> list[dict]:
+    """What each W&B run of the test recorded, through W&B's public API: wandb.init's arguments, every row given to
+    run.log, and, when it finishes, its config and the keys of its summary. (An offline run's .wandb file has no
+    documented reader.)"""
+    import wandb
 
-    from wandb.proto import wandb_internal_pb2
+    runs, init = [], wandb.init
 
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    records, pos, chunks = [], 7, b""
-    while pos + 7 <= len(data):
-        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
-            pos += 32768 - pos % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            break
-        chunks += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # a full record, or the last chunk of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunks)
-            records.append(record)
-            chunks = b""
-    return records
+    def spy_init(*args, **kwargs):
+        run, seen = init(*args, **kwargs), {"init": kwargs, "rows": []}
+        log, finish = run.log, run.finish
+
+        def spy_log(row, *a, **k):
+            seen["rows"].append(dict(row))
+            return log(row, *a, **k)
+
+        def spy_finish(*a, **k):
+            seen.update(config=dict(run.config), summary=set(run.summary.keys()))
+            return finish(*a, **k)
+
+        run.log, run.finish = spy_log, spy_finish
+        runs.append(seen)
+        return run
+
+    monkeypatch.setattr(wandb, "init", spy_init)
+    return runs

@@ -1,19 +1,29 @@
 """`python train.py`, in-process: run directories, samples, summary, resume, W&B, configs, help and errors."""
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from bigram_lightning.cli import CONFIGS, BigramCLI, main
-from bigram_lightning.tracking import wandb_mode
 from bigram_lightning.counts import count_logprobs
 from bigram_lightning.data import BigramDataModule
+from bigram_lightning.tracking import wandb_mode
 
 SUMMARY_KEYS = {
-    "train_loss", "val_loss", "test_loss", "val_count_nll", "test_count_nll", "epochs", "global_step",
-    "best_ckpt", "last_ckpt", "data_path", "data_sha256", "wandb_dir", "seconds",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "val_count_nll",
+    "test_count_nll",
+    "epochs",
+    "global_step",
+    "best_ckpt",
+    "last_ckpt",
+    "data_path",
+    "data_sha256",
+    "wandb_dir",
+    "seconds",
 }
 
 
@@ -71,6 +81,7 @@ def test_resume_from_a_checkpoint_file(workdir, words_file, train):
     assert second["global_step"] == 2 * first["global_step"] and second["run_dir"] == first["run_dir"]
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train):
     code, out, err, first = train("--data.path", "words.txt", "--max_epochs", "1", "--logger", "wandb")
     assert code == 0, err
@@ -83,11 +94,22 @@ def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train):
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
 
 
+@pytest.mark.slow
 def test_W_is_basically_N(workdir, names_txt, train):
     """Trained to convergence, softmax(W) is the count model's P of the data it was trained on."""
     code, _, err, summary = train(
-        "--data.path", str(names_txt), "--data.mode", "counts", "--max_epochs", "3",
-        "--model.lr", "50", "--model.lr_decay", "1", "--samples.num", "0",
+        "--data.path",
+        str(names_txt),
+        "--data.mode",
+        "counts",
+        "--max_epochs",
+        "3",
+        "--model.lr",
+        "50",
+        "--model.lr_decay",
+        "1",
+        "--samples.num",
+        "0",
     )
     assert code == 0, err
     W = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]
@@ -103,10 +125,29 @@ def test_help_documents_the_options(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--accelerator", "--devices", "--strategy", "--max_epochs", "--precision", "--num_nodes",
-                 "--config", "--model.lr", "--model.reg", "--data.path", "--data.batch_size", "--seed",
-                 "--logger", "--ckpt_path", "--samples.num", "--wandb.mode", "--wandb.tags", "--wandb.name",
-                 "--wandb.log_model", "--quiet", "--checkpoint_every_n_steps"):
+    for flag in (
+        "--accelerator",
+        "--devices",
+        "--strategy",
+        "--max_epochs",
+        "--precision",
+        "--num_nodes",
+        "--config",
+        "--model.lr",
+        "--model.reg",
+        "--data.path",
+        "--data.batch_size",
+        "--seed",
+        "--logger",
+        "--ckpt_path",
+        "--samples.num",
+        "--wandb.mode",
+        "--wandb.tags",
+        "--wandb.name",
+        "--wandb.log_model",
+        "--quiet",
+        "--checkpoint_every_n_steps",
+    ):
         assert flag in out
     assert "SGD learning rate" in out and "one word per line" in out
 
@@ -159,40 +200,64 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("precision", ["64-true", "bf16-mixed"])
 @pytest.mark.parametrize("mode", ["pairs", "counts"])
+@pytest.mark.slow
 def test_precisions_and_modes_train(workdir, words_file, train, precision, mode):
     code, _, err, summary = train(
-        "--data.path", "words.txt", "--max_epochs", "2", "--precision", precision, "--data.mode", mode,
-        "--samples.num", "2", "--data.batch_size", "128",
+        "--data.path",
+        "words.txt",
+        "--max_epochs",
+        "2",
+        "--precision",
+        precision,
+        "--data.mode",
+        mode,
+        "--samples.num",
+        "2",
+        "--data.batch_size",
+        "128",
     )
     assert code == 0, err
     assert summary["val_loss"] < 3.0  # from ~3.8 at the random init
 
 
-def test_wandb_run_tells_the_story(workdir, words_file, train):
+@pytest.mark.slow
+def test_wandb_run_tells_the_story(workdir, words_file, train, wandb_runs):
     """Name, tags, the resolved config with the data's provenance, the val/loss-vs-count chart, the pictures."""
-    from conftest import read_wandb_records
-
     code, out, err, summary = train(
-        "--data.path", "words.txt", "--max_epochs", "2", "--logger", "wandb", "--wandb.name", "story",
-        "--wandb.tags", "[baseline, small]", "--wandb.log_model",
+        "--data.path",
+        "words.txt",
+        "--max_epochs",
+        "2",
+        "--logger",
+        "wandb",
+        "--wandb.name",
+        "story",
+        "--wandb.tags",
+        "[baseline, small]",
+        "--wandb.log_model",
     )
     assert code == 0, err
     assert "note: --wandb.log_model: the run is offline, so no checkpoint is uploaded" in err
-    (path,) = Path(summary["wandb_dir"]).glob("run-*.wandb")
-    records = read_wandb_records(path)
-    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-    assert run.display_name == "story" and list(run.tags) == ["baseline", "small"]
-    config = {u.key: json.loads(u.value_json) for r in records if r.HasField("config") for u in r.config.update}
+    (run,) = wandb_runs
+    assert run["init"]["name"] == "story" and run["init"]["tags"] == ["baseline", "small"]
+    assert run["init"]["id"] == summary["wandb_id"] and run["init"]["mode"] == "offline"
+    config = run["config"]
     assert config["data"]["sha256"] == summary["data_sha256"] and config["data"]["file"] == "words.txt"
     assert config["data"]["vocab"] == summary["vocab"] and sum(config["data"]["words"].values()) == 600
     assert config["config"]["max_epochs"] == 2 and config["config"]["wandb"]["tags"] == ["baseline", "small"]
-    # a metric's key; a table or an image is several keys under its name ('samples/_type', …)
-    logged = {item.key or item.nested_key[0] for r in records if r.HasField("history") for item in r.history.item}
-    names = {"val/loss", "val/count_nll", "samples", "charts/val_loss_vs_count_nll_table", "pictures/bigram_grid",
-             "pictures/loss_curve"}
-    assert names <= logged
-    charts = [r for r in records if r.HasField("config") for u in r.config.update if "val/loss against" in u.value_json]
-    assert charts  # the custom line chart's spec: val/loss and val/count_nll on one chart
+    logged = set().union(*run["rows"])
+    names = {
+        "val/loss",
+        "val/count_nll",
+        "samples",
+        "charts/val_loss_vs_count_nll",
+        "pictures/bigram_grid",
+        "pictures/loss_curve",
+        "test/loss",
+        "train/loss",
+        "train/loss_epoch",
+    }
+    assert names <= logged and names <= run["summary"] | {"charts/val_loss_vs_count_nll"}
     media = Path(summary["wandb_dir"]) / "files" / "media"
     assert len(list(media.glob("images/pictures/*.png"))) == 2
     assert summary["pictures"] == [f"{summary['run_dir']}/bigram_grid.png", f"{summary['run_dir']}/loss_curve.png"]

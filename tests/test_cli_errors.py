@@ -43,7 +43,10 @@ FLAGS = {
     "reg-negative": (["--model.reg", "-1"], ['"model.reg"', "NonNegativeFloat"]),
     "samples-num-negative": (["--samples.num", "-1"], ['"samples.num"', "NonNegativeInt"]),
     "batch-size-0": (["--data.batch_size", "0"], ['"data.batch_size"', "PositiveInt", "0 does not conform"]),
-    "val-frac-negative": (["--data.val_frac", "-0.1"], ['"data.val_frac"', "-0.1 does not conform to restriction v>0 and v<1"]),
+    "val-frac-negative": (
+        ["--data.val_frac", "-0.1"],
+        ['"data.val_frac"', "-0.1 does not conform to restriction v>0 and v<1"],
+    ),
     "fractions-past-1": (["--data.val_frac", "0.6", "--data.test_frac", "0.5"], ["sum to less than 1"]),
     "unknown-flag": (["--modl.lr", "3"], ["unknown flag --modl.lr", "did you mean --model.lr?"]),
     "abbreviated-flag": (["--max_epoch", "3"], ["unknown flag --max_epoch", "did you mean --max_epochs?"]),
@@ -58,7 +61,9 @@ FLAGS = {
 }
 
 
-@pytest.mark.parametrize("args, words", [pytest.param(*v, id=k, marks=[NO_GPU] if "gpu" in k else []) for k, v in FLAGS.items()])
+@pytest.mark.parametrize(
+    "args, words", [pytest.param(*v, id=k, marks=[NO_GPU] if "gpu" in k else []) for k, v in FLAGS.items()]
+)
 def test_bad_flag_is_one_line_and_leaves_nothing(workdir, words_file, train, args, words):
     (workdir / "broken.yaml").write_text("model:\n  lr: [1,\n")
     (workdir / "list.yaml").write_text("- 1\n- 2\n")
@@ -96,7 +101,9 @@ def test_a_code_execution_payload_is_refused_without_running_it(workdir, words_f
 
     marker = workdir / "PWNED"
     payload_checkpoint(workdir / "evil.ckpt", marker)
-    line = assert_refused(workdir, train("--data.path", "words.txt", "--ckpt_path", "evil.ckpt"), "evil.ckpt was refused")
+    line = assert_refused(
+        workdir, train("--data.path", "words.txt", "--ckpt_path", "evil.ckpt"), "evil.ckpt was refused"
+    )
     assert "posix.system" in line
     code, _, err = tool(sample_main, "--ckpt", "evil.ckpt")
     assert code == 2 and "evil.ckpt was refused" in err
@@ -122,21 +129,29 @@ def test_a_truncated_checkpoint_names_the_last_good_one(workdir, train, trained_
 def test_a_checkpoint_of_another_vocabulary_is_refused(workdir, train, trained_here):
     (workdir / "abc.txt").write_text("\n".join(["abc", "cab", "bca", "acb", "bac", "cba"] * 20) + "\n")
     line = assert_refused(
-        workdir, train("--ckpt_path", str(trained_here), "--data.path", "abc.txt"), "was trained on the vocabulary",
+        workdir,
+        train("--ckpt_path", str(trained_here), "--data.path", "abc.txt"),
+        "was trained on the vocabulary",
         runs_before=1,
     )
     assert "resume with --data.path words.txt" in line
     # also when the checkpoint has been moved away from its run directory (no config.yaml to restore from)
     shutil.copy(trained_here, workdir / "moved.ckpt")
-    assert_refused(workdir, train("--ckpt_path", "moved.ckpt", "--data.path", "abc.txt"), "was trained on", runs_before=1)
+    assert_refused(
+        workdir, train("--ckpt_path", "moved.ckpt", "--data.path", "abc.txt"), "was trained on", runs_before=1
+    )
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(workdir, words_file, train):
     """lr_decay 1e9: epoch 0 trains at lr 20, epoch 1 at 2e10. The run stops at the first exploded loss; the
     checkpoint of epoch 0 is neither overwritten nor damaged."""
     line = assert_refused(
-        workdir, train("--data.path", "words.txt", "--max_epochs", "4", "--model.lr_decay", "1e9"),
-        "training diverged at step", "lower --model.lr", "is intact", runs_before=1,
+        workdir,
+        train("--data.path", "words.txt", "--max_epochs", "4", "--model.lr_decay", "1e9"),
+        "training diverged at step",
+        "lower --model.lr",
+        "is intact",
+        runs_before=1,
     )
     (run,) = (workdir / "runs").iterdir()
     last = run / "checkpoints" / "last.ckpt"

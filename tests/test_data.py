@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from bigram_lightning import corpus
-from bigram_lightning import corpus as data_module
+from bigram_lightning import download as data_module
 from bigram_lightning.cli import BigramCLI
-from bigram_lightning.corpus import FALLBACK_NAME, MAKEMORE_SHA256, census_first_names
 from bigram_lightning.data import BatchIndexSampler, BigramDataModule, PairBatches
+from bigram_lightning.download import FALLBACK_NAME, MAKEMORE_SHA256, census_first_names
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
 
@@ -150,7 +150,9 @@ def test_a_cache_without_metadata_or_of_the_wrong_size_is_rebuilt(tmp_path, cach
 def test_batches_come_whole_from_the_sampler(names_txt, monkeypatch):
     calls = []
     getitem = PairBatches.__getitem__
-    monkeypatch.setattr(PairBatches, "__getitem__", lambda self, item: calls.append(len(item[0])) or getitem(self, item))
+    monkeypatch.setattr(
+        PairBatches, "__getitem__", lambda self, item: calls.append(len(item[0])) or getitem(self, item)
+    )
     dm = setup_dm(path=str(names_txt), batch_size=4096)
     batches = list(dm.train_dataloader())
     n = dm.num_pairs("train")
@@ -200,7 +202,9 @@ class FakeResponse(io.BytesIO):
 
 
 def test_default_file_is_downloaded_and_verified(workdir, names_txt, monkeypatch, capsys):
-    monkeypatch.setattr(data_module.urllib.request, "urlopen", lambda url, timeout: FakeResponse(names_txt.read_bytes()))
+    monkeypatch.setattr(
+        data_module.urllib.request, "urlopen", lambda url, timeout: FakeResponse(names_txt.read_bytes())
+    )
     dm = setup_dm()
     assert (workdir / "data" / "names.txt").read_bytes() == names_txt.read_bytes()
     assert dm.hparams.data_sha256 == MAKEMORE_SHA256

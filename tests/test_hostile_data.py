@@ -10,14 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import WORDS
 
 from bigram_lightning import corpus
-from bigram_lightning import corpus as data_module
-from bigram_lightning.corpus import census_first_names
+from bigram_lightning import download as data_module
 from bigram_lightning.data import BigramDataModule
 
-NAMES = census_first_names()[::8][:600]
-TEXT = "\n".join(NAMES) + "\n"  # a good word list: the hostile files are made from it
+TEXT = WORDS  # a good word list: the hostile files are made from it
+NAMES = TEXT.splitlines()
 
 
 def lines_before(text: str) -> int:
@@ -109,8 +109,10 @@ def chmod_000(wd, mp):
 
 def png(wd, mp):
     (wd / "w.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(range(256)) * 40)
-    return ["--data.path", "w.png"], ["data file w.png is not UTF-8 text (byte 0x89 at offset 0, line 1)",
-                                       "convert it to UTF-8"]
+    return ["--data.path", "w.png"], [
+        "data file w.png is not UTF-8 text (byte 0x89 at offset 0, line 1)",
+        "convert it to UTF-8",
+    ]
 
 
 def gzipped(wd, mp):
@@ -177,7 +179,8 @@ def long_word(wd, mp):
 def ten_mb_line(wd, mp):
     (wd / "w.txt").write_bytes(TEXT.encode() + b"a" * 10_000_000 + b"\n" + TEXT.encode())
     return ["--data.path", "w.txt"], [
-        f"line {len(NAMES) + 1} of data file w.txt holds a word of 10000000 characters", "--data.max_word_len"
+        f"line {len(NAMES) + 1} of data file w.txt holds a word of 10000000 characters",
+        "--data.max_word_len",
     ]
 
 
@@ -194,22 +197,44 @@ def no_line_break(wd, mp):
 def boundary_char(wd, mp):
     (wd / "w.txt").write_text("\n".join(NAMES[:6] + ["", " st.john"] + NAMES[6:]) + "\n")
     return ["--data.path", "w.txt"], [
-        "the word 'st.john' on line 8 of data file w.txt contains '.'", "word boundary",
+        "the word 'st.john' on line 8 of data file w.txt contains '.'",
+        "word boundary",
         "remove or replace '.' in the data file",
     ]
 
 
 def max_word_len_zero(wd, mp):
     (wd / "w.txt").write_text(TEXT)
-    return ["--data.path", "w.txt", "--data.max_word_len", "0"], ['Parser key "data.max_word_len": Not of type PositiveInt: 0 does not conform']
+    return ["--data.path", "w.txt", "--data.max_word_len", "0"], [
+        'Parser key "data.max_word_len": Not of type PositiveInt: 0 does not conform'
+    ]
 
 
 CASES = [
-    missing, empty, blank_lines, whitespace_only, directory, fifo, name_too_long, unreadable_at_open,
+    missing,
+    empty,
+    blank_lines,
+    whitespace_only,
+    directory,
+    fifo,
+    name_too_long,
+    unreadable_at_open,
     read_error_while_encoding,
     pytest.param(chmod_000, marks=pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file")),
-    png, gzipped, utf16, utf16_without_bom, invalid_utf8_after_8mb, nul_byte, escape_in_utf8, delete_char,
-    single_word, long_word, ten_mb_line, no_line_break, boundary_char, max_word_len_zero,
+    png,
+    gzipped,
+    utf16,
+    utf16_without_bom,
+    invalid_utf8_after_8mb,
+    nul_byte,
+    escape_in_utf8,
+    delete_char,
+    single_word,
+    long_word,
+    ten_mb_line,
+    no_line_break,
+    boundary_char,
+    max_word_len_zero,
 ]
 
 
@@ -225,7 +250,9 @@ def nothing_half_written(wd: Path) -> None:
     cache = wd / "data" / "cache"
     if cache.exists():
         shas = {p.name.split(".")[0] for p in cache.iterdir()}
-        assert sorted(p.name for p in cache.iterdir()) == sorted(f"{s}.{ext}" for s in shas for ext in ("json", "tokens"))
+        assert sorted(p.name for p in cache.iterdir()) == sorted(
+            f"{s}.{ext}" for s in shas for ext in ("json", "tokens")
+        )
         assert all(corpus.read_meta(cache, s) is not None for s in shas)
 
 
@@ -249,8 +276,18 @@ def test_hostile_data_is_refused_in_one_line(workdir, train, monkeypatch, case):
 
 def test_a_cache_made_under_a_larger_limit_does_not_let_a_long_word_through(workdir, train):
     (workdir / "w.txt").write_text("\n".join(NAMES[:10] + ["a" * 1500] + NAMES[10:]) + "\n")
-    code, _, err, _ = train("--data.path", "w.txt", "--data.max_word_len", "2000", "--max_epochs", "1",
-                            "--samples.num", "0", "--runs_dir", "accepted")
+    code, _, err, _ = train(
+        "--data.path",
+        "w.txt",
+        "--data.max_word_len",
+        "2000",
+        "--max_epochs",
+        "1",
+        "--samples.num",
+        "0",
+        "--runs_dir",
+        "accepted",
+    )
     assert code == 0, err
     code, out, err, _ = train("--data.path", "w.txt", "--max_epochs", "1")
     assert_refused(workdir, code, out, err, ["line 11 of data file w.txt holds a word of 1500 characters"])
@@ -307,7 +344,8 @@ def test_a_download_with_the_wrong_sha256_leaves_no_names_txt(workdir, monkeypat
 
 
 @pytest.mark.parametrize(
-    "exc", [http.client.IncompleteRead(b"emma\n", 1000), ConnectionResetError(errno.ECONNRESET, "reset"), TimeoutError()],
+    "exc",
+    [http.client.IncompleteRead(b"emma\n", 1000), ConnectionResetError(errno.ECONNRESET, "reset"), TimeoutError()],
     ids=["incomplete-read", "connection-reset", "timeout"],
 )
 def test_a_download_cut_midway_leaves_nothing_half_written(workdir, monkeypatch, capsys, exc):
@@ -327,6 +365,7 @@ def test_ctrl_c_during_a_download_leaves_nothing(workdir, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------- the real command
+@pytest.mark.slow
 def test_the_real_command_prints_no_traceback(tmp_path):
     """`python train.py` in a fresh process, on a few of the files above."""
     from test_train_script import train_py

@@ -30,8 +30,13 @@ class RecordLoss(L.Callback):
 
 def tiny_trainer(**kwargs) -> L.Trainer:
     return L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, **kwargs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
     )
 
 
@@ -56,7 +61,9 @@ def test_emma_loss_matches_the_notebook():
 def test_ten_gradient_steps_through_the_trainer_match_the_notebook():
     model = BigramLM(vocab=ITOS, lr=0.1, momentum=0.0, lr_decay=1.0)
     recorder = RecordLoss()
-    tiny_trainer(max_steps=10, callbacks=[recorder]).fit(model, train_dataloaders=DataLoader([emma_batch()], batch_size=None))
+    tiny_trainer(max_steps=10, callbacks=[recorder]).fit(
+        model, train_dataloaders=DataLoader([emma_batch()], batch_size=None)
+    )
     assert len(recorder.losses) == 10
     assert abs(recorder.losses[0] - 3.7693049907684326) < 1e-6
     assert abs(recorder.losses[-1] - 3.5900158882141113) < 1e-6

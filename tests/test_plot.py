@@ -1,13 +1,12 @@
 """The pictures: the grid and loss-curve PNGs at the end of training, and bigram-plot for any checkpoint."""
 
-
 import pytest
 import torch
 from PIL import Image
 
 from bigram_lightning.callbacks import LossHistory
-from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_grid, main
 from bigram_lightning.checkpoints import HISTORY_KEY
+from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_grid, main
 from bigram_lightning.vocab import Vocab
 
 

@@ -82,12 +82,10 @@ def assert_same_state(a, b, where="checkpoint"):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted runs, one per mode: {mode: (last.ckpt, metrics rows)}."""
-    from conftest import QUIET
-
-    from bigram_lightning.corpus import census_first_names
+    from conftest import QUIET, WORDS
 
     root = tmp_path_factory.mktemp("reference")
-    (root / "words.txt").write_text("\n".join(census_first_names()[::8][:600]) + "\n")
+    (root / "words.txt").write_text(WORDS)
     cwd, out = os.getcwd(), {}
     os.chdir(root)
     try:
@@ -135,6 +133,7 @@ def assert_same_run(run: Path, rows: list[dict], reference) -> None:
     assert [r for r in rows if "test/loss" not in r] == [r for r in ref_rows if "test/loss" not in r]
 
 
+@pytest.mark.slow
 def test_resume_at_an_epoch_end_is_exact(workdir, words_file, train, reference):
     """2 epochs, then `--ckpt_path last --max_epochs 4`: the same W, optimizer state and logged losses as 4."""
     code, _, err, _ = train(*ARGS[:-1], "2")
@@ -144,12 +143,15 @@ def test_resume_at_an_epoch_end_is_exact(workdir, words_file, train, reference):
     code, _, err, _ = train("--ckpt_path", "last", "--max_epochs", "4")
     assert code == 0, err
     ref_ckpt = reference["pairs"][0]
-    assert torch.equal(ckpt(run)["optimizer_states"][0]["state"][0]["momentum_buffer"],
-                       ref_ckpt["optimizer_states"][0]["state"][0]["momentum_buffer"])
+    assert torch.equal(
+        ckpt(run)["optimizer_states"][0]["state"][0]["momentum_buffer"],
+        ref_ckpt["optimizer_states"][0]["state"][0]["momentum_buffer"],
+    )
     assert_same_run(run, rows + metrics(run / "metrics.csv"), reference["pairs"])
 
 
 @pytest.mark.parametrize("case", ["mid-epoch", "before-last-batch", "epoch-end", "counts-64-true"])
+@pytest.mark.slow
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(workdir, words_file, train, reference, monkeypatch, case):
     """--checkpoint_every_n_steps N, stopped right after a checkpoint, then `--ckpt_path last`: bitwise the
     uninterrupted run. mid-epoch: in epoch 1, after the LR decayed once; before-last-batch: one batch of the
@@ -167,6 +169,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(workdir, words_file, train,
     assert_same_run(run, rows, reference["counts" if case.startswith("counts") else "pairs"])
 
 
+@pytest.mark.slow
 def test_epoch_end_checkpoint_comes_after_validation(workdir, words_file, train, monkeypatch):
     """With N dividing the epoch, the checkpoint of an epoch's last step is the epoch-end one: it has this
     epoch's validation (Pictures' history row) and a zero running sum."""
@@ -178,6 +181,7 @@ def test_epoch_end_checkpoint_comes_after_validation(workdir, words_file, train,
     assert c["train_sums"].tolist() == [[0, 0]] and c["loops"]["fit_loop"]["epoch_progress"]["total"]["completed"] == 0
 
 
+@pytest.mark.slow
 def test_last_restarts_a_run_stopped_before_its_first_checkpoint(workdir, words_file, train, reference, monkeypatch):
     """The newest run has config.yaml but no last.ckpt: `--ckpt_path last` trains it again in its directory
     (not an older run), from the start, with a note; the end is the uninterrupted run's."""
@@ -246,6 +250,7 @@ def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     pid = os.fork()
     if pid == 0:  # the child: killed mid-write, after half the bytes reached the temporary file
         try:
+
             def die(fd):
                 os.ftruncate(fd, os.fstat(fd).st_size // 2)
                 os._exit(9)
@@ -280,6 +285,7 @@ def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     assert list(path.parent.iterdir()) == [path]
 
 
+@pytest.mark.slow
 def test_ddp_resume_mid_epoch_is_exact(workdir, words_file):
     """Lightning's DDP on 2 CPU processes, stopped mid-epoch 1 (--trainer.max_steps, just after a checkpoint)
     and resumed: each rank goes on with its own next batch and its own running sums, so W and every loss logged
@@ -323,6 +329,7 @@ class Slow(L.Callback):
 '''
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file, reference):
     """The real `python train.py --checkpoint_every_n_steps 4`, killed with SIGKILL four times (before its first
     checkpoint, just after its first one, mid-epoch 1, just after epoch 1's end) and each time resumed with
@@ -333,8 +340,7 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(workdir), PYTHONPATH=str(workdir))
     cmd = [sys.executable, str(REPO / "train.py")]
-    first = [*ARGS, "--checkpoint_every_n_steps", "4", "--logger", "csv", "--quiet",
-             "--trainer.callbacks+=slow.Slow"]
+    first = [*ARGS, "--checkpoint_every_n_steps", "4", "--logger", "csv", "--quiet", "--trainer.callbacks+=slow.Slow"]
     last = workdir / "runs"
 
     def saved_step() -> int | None:
@@ -359,8 +365,15 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
     hit = []
     for what, args, ready in kills:
         before = saved_step()
-        proc = subprocess.Popen(cmd + args, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd + args,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 120
             while not ready(before):
@@ -376,8 +389,15 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
             proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
         hit.append((what, saved_step()))
-    done = subprocess.run(cmd + ["--ckpt_path", "last"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        cmd + ["--ckpt_path", "last"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     W = ckpt(the_run("runs"))["state_dict"]["W"]
     ref = reference["pairs"][0]["state_dict"]["W"]

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from bigram_lightning.counts import nll_from_counts
-from bigram_lightning.score import main, word_logprobs
 from bigram_lightning.checkpoints import Checkpoint
+from bigram_lightning.counts import nll_from_counts
 from bigram_lightning.runs import find_checkpoint
+from bigram_lightning.score import main, word_logprobs
 from bigram_lightning.vocab import Vocab
 
 
@@ -64,7 +64,9 @@ def test_table_reports_words_it_cannot_score_and_reads_stdin(in_trained, monkeyp
     assert any(line.startswith("mr.x") and "'.' is the word boundary" in line for line in lines)
     assert [line.split()[0] for line in lines[1:6]] == ["emma", "olivia", "Zoë", "mr.x", "emma"]
     assert "3 of 5 words scored (17 bigrams)" in lines
-    assert "2 skipped: characters outside the vocabulary '.abcdefghijklmnopqrstuvwxyz'" in lines
+    assert (
+        "2 skipped: characters outside the vocabulary 'abcdefghijklmnopqrstuvwxyz', or the word boundary '.'" in lines
+    )
     nll_line = next(line for line in lines if line.startswith("NLL"))
     assert len(nll_line.split()) == 3  # the net and the count model
 
@@ -75,8 +77,10 @@ def test_without_the_data_file_scores_with_the_net_alone(in_trained, tmp_path, m
     monkeypatch.chdir(tmp_path)
     code, rows, totals, err = score_json(tool, "list.txt", "--ckpt", str(ckpt))
     assert code == 0
-    assert err == "note: no count model to compare with: its data file words.txt is not here " \
-                  "(paths are relative to where train.py ran)\n"
+    assert (
+        err == "note: no count model to compare with: its data file words.txt is not here "
+        "(paths are relative to where train.py ran)\n"
+    )
     assert "count_nll" not in totals and all("count_logprob" not in r for r in rows)
 
 
@@ -102,5 +106,7 @@ def test_missing_checkpoint_is_one_line(workdir, tool):
     (workdir / "list.txt").write_text("emma\n")
     code, _, err = tool(main, "list.txt")
     assert code == 2
-    assert err == "error: --ckpt last: no run under runs/ has checkpoints/last.ckpt: train first " \
-                  "(python train.py), or pass --runs_dir or --ckpt PATH\n"
+    assert (
+        err == "error: --ckpt last: no run under runs/ has checkpoints/last.ckpt: train first "
+        "(python train.py), or pass --runs_dir or --ckpt PATH\n"
+    )

@@ -18,8 +18,13 @@ def train_py(cwd: Path, *args: str, timeout: float = 300, env: dict | None = Non
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, **(env or {})}
     env["HOME"] = str(cwd)  # no W&B credentials: the run must go offline by itself
     return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -53,9 +58,9 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
 
 
 def test_quiet_run_prints_the_result_only(tmp_path):
-    from bigram_lightning.corpus import census_first_names
+    from conftest import WORDS
 
-    (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:600]) + "\n")
+    (tmp_path / "words.txt").write_text(WORDS)
     proc = train_py(tmp_path, "--quiet", "--data.path", "words.txt", "--max_epochs", "2")
     assert proc.returncode == 0 and proc.stderr == ""
     lines = proc.stdout.strip().splitlines()
@@ -90,6 +95,8 @@ RECORDER = """
 import lightning as L
 import torch
 
+pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
+
 
 class RecordPairs(L.Callback):
     \"\"\"Saves every (x, y) pair this rank trained on, per epoch, as x * V + y.\"\"\"
@@ -112,8 +119,8 @@ class RecordPairs(L.Callback):
 def uneven_words(tmp_path: Path) -> tuple[int, torch.Tensor]:
     """Writes words.txt with an odd number of training pairs, so that the two ranks' shares of the last global
     batch differ; returns a per-device batch size and the training split's pairs (x * V + y, sorted)."""
-    from bigram_lightning.corpus import census_first_names
     from bigram_lightning.data import BigramDataModule
+    from bigram_lightning.download import census_first_names
 
     for k in range(1000, 1100):
         (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:k]) + "\n")
@@ -126,8 +133,22 @@ def uneven_words(tmp_path: Path) -> tuple[int, torch.Tensor]:
 
 
 DDP_ARGS = [
-    "--accelerator", "cpu", "--strategy", "ddp", "--data.path", "words.txt", "--max_epochs", "2",
-    "--logger", "csv", "--trainer.enable_progress_bar", "false", "--precision", "64-true", "--samples.num", "3",
+    "--accelerator",
+    "cpu",
+    "--strategy",
+    "ddp",
+    "--data.path",
+    "words.txt",
+    "--max_epochs",
+    "2",
+    "--logger",
+    "csv",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--precision",
+    "64-true",
+    "--samples.num",
+    "3",
 ]
 
 
@@ -152,8 +173,14 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     (tmp_path / "recorder.py").write_text(RECORDER)
     batch, train_pairs = uneven_words(tmp_path)
     proc = train_py(
-        tmp_path, *DDP_ARGS, "--devices", "2", "--data.batch_size", str(batch),
-        "--trainer.callbacks+=recorder.RecordPairs", f"--trainer.callbacks.out={tmp_path}",
+        tmp_path,
+        *DDP_ARGS,
+        "--devices",
+        "2",
+        "--data.batch_size",
+        str(batch),
+        "--trainer.callbacks+=recorder.RecordPairs",
+        f"--trainer.callbacks.out={tmp_path}",
         env={"PYTHONPATH": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -183,11 +210,37 @@ def test_two_nodes_under_torchrun_match_one_process(tmp_path):
     env["HOME"] = str(tmp_path)
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-             "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
-             "--rdzv-id", "two-nodes", str(REPO / "train.py"), *DDP_ARGS, "--num_nodes", "2", "--devices", "1",
-             "--data.batch_size", str(batch)],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "--rdzv-id",
+                "two-nodes",
+                str(REPO / "train.py"),
+                *DDP_ARGS,
+                "--num_nodes",
+                "2",
+                "--devices",
+                "1",
+                "--data.batch_size",
+                str(batch),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
         for rank in (0, 1)
     ]

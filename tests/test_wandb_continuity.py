@@ -11,23 +11,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_wandb_records
 
-from bigram_lightning.tracking import PROBE_SECONDS as WANDB_PROBE_SECONDS, wandb_mode
+from bigram_lightning.tracking import PROBE_SECONDS as WANDB_PROBE_SECONDS
+from bigram_lightning.tracking import wandb_mode
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
 
 WANDB = ["--logger", "wandb", "--samples.num", "0"]
 
 
-def logged_steps(path: Path) -> list[int]:
-    """trainer/global_step of every history row of an offline segment, in the order they were logged."""
-    steps = []
-    for record in read_wandb_records(path):
-        if record.HasField("history"):
-            steps += [int(json.loads(i.value_json)) for i in record.history.item if (i.key or i.nested_key[0]) == "trainer/global_step"]
-    return steps
+def logged_steps(run: dict) -> list[int]:
+    """trainer/global_step of every row a W&B run logged, in order."""
+    return [row["trainer/global_step"] for row in run["rows"] if "trainer/global_step" in row]
 
 
-def test_the_run_id_is_in_every_checkpoint_and_steps_stay_monotonic(workdir, words_file, train):
+def test_the_run_id_is_in_every_checkpoint_and_steps_stay_monotonic(workdir, words_file, train, wandb_runs):
     code, _, err, first = train("--data.path", "words.txt", "--max_epochs", "2", *WANDB)
     assert code == 0, err
     run = Path(first["run_dir"])
@@ -39,7 +37,7 @@ def test_the_run_id_is_in_every_checkpoint_and_steps_stay_monotonic(workdir, wor
     assert code == 0, err
     segments = sorted(run.glob(f"wandb/offline-run-*/run-{wandb_id}.wandb"))
     assert len(segments) == 2 and second["wandb_id"] == wandb_id
-    before, after = (logged_steps(s) for s in segments)
+    before, after = (logged_steps(run) for run in wandb_runs)
     assert before and after and before + after == sorted(before + after)
     assert before[-1] == first["global_step"] and after[0] >= first["global_step"] - 1
     assert after[-1] == second["global_step"]
@@ -102,7 +100,9 @@ def test_a_bad_key_falls_back_to_offline_and_trains(with_key, words_file, train,
     try:
         assert wandb_mode("auto") == "online"  # the server answers: only wandb.init can tell the key is bad
         start = time.perf_counter()
-        code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", *WANDB, "--wandb.mode", "online")
+        code, out, err, summary = train(
+            "--data.path", "words.txt", "--max_epochs", "1", *WANDB, "--wandb.mode", "online"
+        )
         seconds = time.perf_counter() - start
     finally:
         stop()

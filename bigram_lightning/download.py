@@ -1,0 +1,61 @@
+"""makemore's names.txt, downloaded and checked against its SHA-256 where it is missing; offline, a stand-in."""
+
+import hashlib
+import http.client
+import sys
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+from bigram_lightning.errors import UserError
+from bigram_lightning.files import write_atomic
+
+DEFAULT_PATH = "data/names.txt"
+MAKEMORE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+FALLBACK_NAME = "census-first-names.txt"  # a name of its own: never mistaken for makemore's names.txt
+
+
+def census_first_names() -> list[str]:
+    """US-census first names shipped by the optional `names` package (female then male, lowercased, once each)."""
+    words: dict[str, None] = {}
+    for name in ("dist.female.first", "dist.male.first"):
+        for line in (resources.files("names") / name).read_text(encoding="ascii").splitlines():
+            if line.strip():
+                words[line.split()[0].lower()] = None
+    return list(words)
+
+
+def fetch_default(path: Path) -> Path:
+    """makemore's names.txt at `path`, downloaded and checked against its SHA-256 when missing; offline, the
+    census names beside it, with a loud warning. Returns the file to train on."""
+    fallback = path.with_name(FALLBACK_NAME)
+    if path.exists() or fallback.exists():
+        return path if path.exists() else fallback
+    try:
+        with urllib.request.urlopen(MAKEMORE_URL, timeout=10) as response:
+            data = response.read()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != MAKEMORE_SHA256:
+            raise ValueError(f"downloaded file has SHA-256 {digest}, expected {MAKEMORE_SHA256}")
+        write_atomic(path, data)
+        print(f"downloaded {MAKEMORE_URL} to {path} (SHA-256 verified)", file=sys.stderr)
+        return path
+    except (OSError, ValueError, http.client.HTTPException) as e:  # (a cut connection: IncompleteRead)
+        why = e
+    try:
+        words = census_first_names()
+    except ModuleNotFoundError:
+        raise UserError(
+            f"could not download makemore's names.txt ({why}), and the offline stand-in needs the `names` package: "
+            f"put names.txt at {path}, pass --data.path, or pip install names"
+        ) from None
+    write_atomic(fallback, ("\n".join(words) + "\n").encode())
+    bar = "!" * 100
+    print(
+        f"{bar}\nWARNING: could not download makemore's names.txt ({why}).\n"
+        f"Training on {len(words)} US-census first names from the `names` package instead ({fallback}).\n"
+        f"Numbers will differ from the README's; put names.txt at {path} to match them.\n{bar}",
+        file=sys.stderr,
+    )
+    return fallback
