@@ -1,7 +1,6 @@
 """`python train.py`: the command line (LightningCLI: every flag typed and documented), then train, test, report."""
 
 import difflib
-import json
 import logging
 import os
 import shutil
@@ -19,22 +18,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from bigram_lightning.callbacks import (
-    CountBaseline,
-    DrawPictures,
-    LossHistory,
-    ProgressBar,
-    SampleNames,
-    StopOnDivergence,
-)
+from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Diverged, UserError
-from bigram_lightning.files import write_atomic
 from bigram_lightning.model import BigramLM
 from bigram_lightning.report import report
-from bigram_lightning.runs import RUN_DIR_ENV, resume_target, run_dir_for, start_run
+from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -92,7 +83,7 @@ class BigramCLI(LightningCLI):
         )  # fmt: skip
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(SampleNames, "samples")
+        parser.add_lightning_class_args(cb.SampleNames, "samples")
         for name, (type_, default, help_) in {**FLAGS, **SHORTCUTS}.items():
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
         for name, help_ in SWITCHES.items():
@@ -122,7 +113,7 @@ class BigramCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except UserError as e:  # the parser's message names a flag's key, but not a config file it could not read
-            named = str(e).startswith(("Parser key", "unrecognized")) or not configs
+            named = str(e).lower().startswith(("parser key", "unrecognized")) or not configs
             raise UserError(str(e) if named else f"--config {' '.join(configs)}: {e}") from None
         if self.config.ckpt_path:  # resume: the run's own settings first, then the flags given now
             path, run = resume_target(self.config.ckpt_path, self.config.runs_dir)
@@ -164,22 +155,14 @@ class BigramCLI(LightningCLI):
                 f"{self.datamodule.hparams.data_file} has {itos!r}: resume with --data.path {trained_on}"
             )
         wandb_id = self.ckpt.get("callbacks", {}).get("WandbRun", {}).get("wandb_id")
-        if self.new_run:
-            info = start_run(self.run_dir, wandb_id)
-        else:
-            info = json.loads((self.run_dir / "run.json").read_text())
-        if self.restart:  # a best.ckpt saved just before the kill, ahead of last.ckpt: the run writes it again
-            shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
-        for var, name in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):  # (a user's setting wins)
-            os.environ.setdefault(var, str((self.run_dir / "wandb" / name).resolve()))
-        if rank_zero_only.rank == 0:  # at once and whole: a run killed later can start again from it
-            write_atomic(self.run_dir / "config.yaml", self.parser.dump(self.config).encode())
-        losses, trainer = LossHistory(), self.config_init.trainer
-        callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), CountBaseline(),
-                     StopOnDivergence(), losses, DrawPictures(losses),
+        config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
+        info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
+        losses, trainer = cb.LossHistory(), self.config_init.trainer
+        callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
+                     cb.StopOnDivergence(), losses, cb.DrawPictures(losses),
                      *checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)]  # fmt: skip
         if trainer.enable_progress_bar is not False:
-            callbacks.append(ProgressBar())
+            callbacks.append(cb.ProgressBar())
         plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -88,15 +89,24 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
     return run_dir, True
 
 
-def start_run(run_dir: Path, wandb_id: Optional[str]) -> dict:
-    """Make a new run directory with its run.json: the W&B id (a resumed checkpoint's, one derived from the
-    launcher's job id, the same on every rank, or a random one, so that runs of two users never collide)."""
+def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], config: Optional[str]) -> dict:
+    """Make a new run directory, or reopen one, and return its run.json. A new run's W&B id is a resumed
+    checkpoint's, one derived from the launcher's job id (the same on every rank), or a random one (runs of two
+    users never collide). config.yaml is written at every start, at once and whole: a run killed at any later
+    moment can be started again from it (None: another process writes it)."""
     name = launcher_run_name()
-    if wandb_id is None:
-        wandb_id = hashlib.sha256(name.encode()).hexdigest()[:8] if name else secrets.token_hex(4)
-    run_dir.mkdir(parents=True, exist_ok=name is not None)
-    write_atomic(run_dir / "run.json", (json.dumps({"wandb_id": wandb_id}) + "\n").encode())
-    return {"wandb_id": wandb_id}
+    if new:
+        if wandb_id is None:
+            wandb_id = hashlib.sha256(name.encode()).hexdigest()[:8] if name else secrets.token_hex(4)
+        run_dir.mkdir(parents=True, exist_ok=name is not None)
+        write_atomic(run_dir / "run.json", (json.dumps({"wandb_id": wandb_id}) + "\n").encode())
+    if restart:  # a best.ckpt saved just before the kill, ahead of last.ckpt: the run writes it again
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for var, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):  # W&B writes inside the run too
+        os.environ.setdefault(var, str((run_dir / "wandb" / sub).resolve()))  # (a user's own setting wins)
+    if config is not None:
+        write_atomic(run_dir / "config.yaml", config.encode())
+    return json.loads((run_dir / "run.json").read_text())
 
 
 def resume_target(ckpt_path: str, runs_dir: str) -> tuple[Optional[Path], Path]:

@@ -54,7 +54,7 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
     import wandb
 
     init = dict(
-        project=cfg.project, name=cfg.name or run_dir.name, tags=list(cfg.tags), id=wandb_id, resume="allow",
+        project=cfg.project, name=cfg.name or run_dir.name, tags=list(cfg.tags), id=wandb_id,
         # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
         dir=str(run_dir.resolve()), settings=wandb.Settings(silent=quiet, init_timeout=INIT_SECONDS),
     )  # fmt: skip
@@ -63,7 +63,7 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
     run = None
     if mode == "online":
         try:
-            run = wandb.init(mode="online", **init)
+            run = wandb.init(mode="online", resume="allow", **init)  # (offline, every segment is a new one)
         except Exception as e:  # a bad key, a server that does not answer, …: W&B's own error types vary
             why = (str(e).strip().splitlines() or [type(e).__name__])[0]
             print(f"warning: W&B could not start an online run ({why}): logging offline instead", file=sys.stderr)

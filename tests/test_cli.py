@@ -82,16 +82,18 @@ def test_resume_from_a_checkpoint_file(workdir, words_file, train):
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train):
+def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train, wandb_runs):
     code, out, err, first = train("--data.path", "words.txt", "--max_epochs", "1", "--logger", "wandb")
     assert code == 0, err
     run = Path(first["run_dir"])
-    files = list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))
-    assert len(files) == 1 and files[0].stat().st_size > 0
+    assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 1
     assert f"wandb sync {first['wandb_dir']}" in out
     _, _, _, second = train("--ckpt_path", "last", "--max_epochs", "2", "--logger", "wandb")
     assert second["wandb_id"] == first["wandb_id"]
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
+    # both segments logged under the one id, each its own epochs (W&B writes the files in the background)
+    assert [r["init"]["id"] for r in wandb_runs] == [first["wandb_id"]] * 2
+    assert [{row.get("epoch") for row in r["rows"]} - {None} for r in wandb_runs] == [{0}, {1}]
 
 
 @pytest.mark.slow
@@ -289,6 +291,7 @@ def test_every_config_key_is_documented(config):
     assert keys and [line for line in keys if " # " not in line] == []
 
 
+@pytest.mark.slow
 def test_start_up_filters_do_not_pile_up_in_process(workdir, words_file, train):
     import logging
 

@@ -50,7 +50,7 @@ FLAGS = {
     "fractions-past-1": (["--data.val_frac", "0.6", "--data.test_frac", "0.5"], ["sum to less than 1"]),
     "unknown-flag": (["--modl.lr", "3"], ["unknown flag --modl.lr", "did you mean --model.lr?"]),
     "abbreviated-flag": (["--max_epoch", "3"], ["unknown flag --max_epoch", "did you mean --max_epochs?"]),
-    "stray-value": (["--max_epochs", "3", "4"], ["unrecognized arguments: 4"]),
+    "stray-value": (["--max_epochs", "3", "4"], ["nrecognized arguments: 4"]),
     "bad-choice": (["--data.mode", "bogus"], ['"data.mode"', "Literal['pairs', 'counts']", "Got value: bogus"]),
     "bad-strategy": (["--strategy", "bogus"], ["strategy='bogus'", "see python train.py --help"]),
     "num-nodes-0": (["--num_nodes", "0"], ["num_nodes", "see python train.py --help"]),

@@ -262,3 +262,31 @@ def test_contains_words_finds_whole_words_on_token_boundaries():
     wide = torch.tensor([0, 1, 2, 0, 0, 256, 0, 0], dtype=torch.int32)
     assert contains_words(wide, [[1, 2], [256], [1]]) == [True, True, False]
     assert torch.tensor([0, 1, 0], dtype=torch.int32).numpy().tobytes() in wide.numpy().tobytes()
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b"\xef\xbb\xbfanna\nbob\n", ["anna", "bob"]),  # as Windows Notepad and Excel save UTF-8
+        (b"\xef\xbb\xbfanna\r\nbob\r\n", ["anna", "bob"]),
+        ("Zo\u00eb\nZoe\u0308\n".encode(), ["Zo\u00eb", "Zo\u00eb"]),  # precomposed, and with a combining diaeresis
+    ],
+    ids=["bom", "bom-crlf", "nfc"],
+)
+def test_text_as_people_save_it(tmp_path, raw, words):
+    """A leading byte-order mark is not part of the first word; words are Unicode NFC, so that one word typed two
+    ways is one word over the same characters."""
+    path = tmp_path / "w.txt"
+    path.write_bytes(raw)
+    info = corpus.encode_file(path, tmp_path / "w.tokens")
+    vocab = Vocab.from_words(words)
+    stream = torch.from_file(str(tmp_path / "w.tokens"), size=info["tokens"], dtype=torch.uint8)
+    assert info["vocab"] == vocab.itos and "\ufeff" not in info["vocab"]
+    assert torch.equal(stream.long(), vocab.stream(words))
+
+
+def test_a_file_holding_only_a_byte_order_mark_is_empty(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(UserError, match="is empty"):
+        corpus.encode_file(path, tmp_path / "w.tokens")

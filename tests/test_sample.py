@@ -91,3 +91,13 @@ def test_console_script_runs(in_trained):
         assert len(proc.stdout.splitlines()) == 4
     proc = subprocess.run([str(script), "--num", "-1"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr == "error: --num must be at least 1, got -1\n"
+
+
+def test_a_run_directory_names_its_last_checkpoint(in_trained, tool):
+    """--ckpt takes 'last', a checkpoint file, or a run directory: the same names from each."""
+    (run,) = [p for p in (in_trained / "runs").iterdir() if p.is_dir()]
+    outs = [
+        tool(main, "--ckpt", ckpt, "--num", "5")[1]
+        for ckpt in ("last", str(run), str(run / "checkpoints" / "last.ckpt"))
+    ]
+    assert outs[0] == outs[1] == outs[2] and len(outs[0].split()) == 5

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -95,7 +96,6 @@ RECORDER = """
 import lightning as L
 import torch
 
-pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
 
 
 class RecordPairs(L.Callback):
