@@ -155,9 +155,9 @@ class DrawPictures(L.Callback):
         from bigram_lightning.pictures import draw_pictures  # matplotlib: imported where it draws
 
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
-        self.paths = draw_pictures(
-            pl_module.W, dm.counts["train"], self.losses.history, dm.vocab, run_dir, run_dir.name
-        )
+        # without a text per cell: ~0.2 s, where the notebooks' annotated grid takes ~1.5 s (bigram-plot draws it)
+        W, counts, history = pl_module.W, dm.counts["train"], self.losses.history
+        self.paths = draw_pictures(W, counts, history, dm.vocab, run_dir, run_dir.name, labels=False)
         for logger in wandb_loggers(trainer):
             for path in self.paths:
                 logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)

@@ -178,7 +178,7 @@ class BigramCLI(LightningCLI):
             import wandb
 
             if wandb.run is not None:
-                wandb.run.finish(exit_code=exit_code, quiet=True)
+                wandb.run.finish(exit_code=exit_code)
         if getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
 

@@ -19,17 +19,23 @@ GRID_PNG, LOSS_PNG = "bigram_grid.png", "loss_curve.png"
 CELL_INCHES = 0.42  # 30 points: room for two lines of 7-point text, so no label reaches into the next cell
 # margins in inches, laid out by hand (constrained layout would render the 1,458 labels one more time)
 LEFT, GAP, RIGHT, TOP, BOTTOM, BAR = 0.8, 1.0, 1.3, 1.2, 0.8, 0.25
+LABELS_UP_TO = 40  # characters: a larger vocabulary gets a plain image (a text per cell would be V² texts)
+MAX_INCHES = 20  # a plain grid is at most 2,000 pixels a side at 100 dpi, whatever the vocabulary
 
 
 def draw_grid(
-    probs: torch.Tensor, count_probs: Optional[torch.Tensor], vocab: Vocab, path: Path, subtitle: str = ""
-) -> Path:
-    """The grid PNG: cell (i, j) shows the bigram and P(j | i), shaded on one scale for both panels; without
-    `count_probs` (no training data at hand) the learned panel alone."""
+    probs: torch.Tensor, count_probs: Optional[torch.Tensor], vocab: Vocab, path: Path, subtitle: str = "",
+    labels: bool = True,
+) -> Path:  # fmt: skip
+    """The grid PNG: cell (i, j) shaded by P(j | i) on one scale for both panels and, with `labels` (up to
+    LABELS_UP_TO characters), the bigram and P written in it; without `count_probs` (no training data at hand)
+    the learned panel alone."""
     panels = [(probs, "learned: softmax(W)"), (count_probs, "count model: (N + 1) / row sum, training split")]
     panels = [(P, title) for P, title in panels if P is not None]
-    side = len(vocab) * CELL_INCHES
-    width = LEFT + len(panels) * side + (len(panels) - 1) * GAP + 0.3 + BAR + RIGHT
+    V, labels = len(vocab), labels and len(vocab) <= LABELS_UP_TO
+    fixed = LEFT + (len(panels) - 1) * GAP + 0.3 + BAR + RIGHT
+    side = V * CELL_INCHES if labels else min(V * CELL_INCHES, (MAX_INCHES - fixed) / len(panels))
+    width = fixed + len(panels) * side
     height = TOP + side + BOTTOM
     fig = Figure(figsize=(width, height))
     # shades by the square root of P, so the many small probabilities are told apart, not all near-white
@@ -39,14 +45,15 @@ def draw_grid(
         P = P.double()
         image = ax.imshow(P.numpy(), cmap="Blues", norm=norm)
         dark = norm(P.numpy()) > 0.55  # white text on dark cells: every label readable whatever the shade
-        for i, current in enumerate(vocab.itos):
+        for i, current in enumerate(vocab.itos if labels else ""):
             for j, next_ in enumerate(vocab.itos):
                 # the bigram, and P(j | i) with three decimals ('.132'): the notebooks' cell, one text per cell
                 label = current + next_ + "\n" + (f"{P[i, j].item():.3f}".lstrip("0") or "0")
                 color = "white" if dark[i, j] else "black"
                 ax.text(j, i, label, ha="center", va="center", fontsize=7, linespacing=1.4, color=color)
-        ax.set_xticks(range(len(vocab)), list(vocab.itos), fontsize=10)
-        ax.set_yticks(range(len(vocab)), list(vocab.itos), fontsize=10)
+        ticks = range(V) if V <= LABELS_UP_TO else []  # (beyond, the characters would overlap)
+        ax.set_xticks(ticks, [vocab.itos[i] for i in ticks], fontsize=10)
+        ax.set_yticks(ticks, [vocab.itos[i] for i in ticks], fontsize=10)
         ax.tick_params(top=True, labeltop=True, bottom=True, labelbottom=True, length=0)
         ax.set_xlabel("next character j", fontsize=12)
         ax.set_ylabel("current character i", fontsize=12)
@@ -92,12 +99,13 @@ def draw_pictures(
     vocab: Vocab,
     out_dir: Path,
     subtitle: str = "",
+    labels: bool = True,
 ) -> list[Path]:
     """The grid (and, when there is a history, the loss curve) in `out_dir`; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     probs = W.detach().double().cpu().softmax(dim=1)
     count_probs = None if train_counts is None else count_logprobs(train_counts.cpu()).exp()
-    paths = [draw_grid(probs, count_probs, vocab, out_dir / GRID_PNG, subtitle)]
+    paths = [draw_grid(probs, count_probs, vocab, out_dir / GRID_PNG, subtitle, labels)]
     if history:
         paths.append(draw_loss_curve(history, out_dir / LOSS_PNG, subtitle))
     return paths

@@ -93,7 +93,8 @@ def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train, wa
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
     # both segments logged under the one id, each its own epochs (W&B writes the files in the background)
     assert [r["init"]["id"] for r in wandb_runs] == [first["wandb_id"]] * 2
-    assert [{row.get("epoch") for row in r["rows"]} - {None} for r in wandb_runs] == [{0}, {1}]
+    first, second = ({row["epoch"] for row in r["rows"] if "epoch" in row} for r in wandb_runs)
+    assert first and second and max(first) <= min(second)
 
 
 @pytest.mark.slow
@@ -256,10 +257,10 @@ def test_wandb_run_tells_the_story(workdir, words_file, train, wandb_runs):
         "pictures/bigram_grid",
         "pictures/loss_curve",
         "test/loss",
-        "train/loss",
         "train/loss_epoch",
     }
-    assert names <= logged and names <= run["summary"] | {"charts/val_loss_vs_count_nll"}
+    assert names <= logged, names - logged
+    assert {"val/loss", "test/loss", "val/count_nll"} <= run["summary"], run["summary"]  # W&B's run summary
     media = Path(summary["wandb_dir"]) / "files" / "media"
     assert len(list(media.glob("images/pictures/*.png"))) == 2
     assert summary["pictures"] == [f"{summary['run_dir']}/bigram_grid.png", f"{summary['run_dir']}/loss_curve.png"]

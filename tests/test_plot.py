@@ -67,3 +67,15 @@ def test_bad_input_is_one_line(workdir, tool, args, message):
     code, out, err = tool(main, *args)
     assert code == 2 and out == "" and err.startswith(message) and len(err.splitlines()) == 1, err
     assert not list(workdir.glob("*.png"))
+
+
+def test_a_large_vocabulary_gets_a_plain_grid_of_at_most_2000_pixels(tmp_path):
+    """V = 600 (a CJK word list): no text per cell, no tick per character, bounded in size and time."""
+    import time
+
+    vocab = Vocab("." + "".join(chr(0x4E00 + i) for i in range(599)))
+    P = torch.rand(600, 600, generator=torch.Generator().manual_seed(0)).softmax(1)
+    start = time.perf_counter()
+    with Image.open(draw_grid(P, P, vocab, tmp_path / "grid.png")) as im:
+        assert max(im.size) <= 2000
+    assert time.perf_counter() - start < 10

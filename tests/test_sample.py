@@ -100,4 +100,4 @@ def test_a_run_directory_names_its_last_checkpoint(in_trained, tool):
         tool(main, "--ckpt", ckpt, "--num", "5")[1]
         for ckpt in ("last", str(run), str(run / "checkpoints" / "last.ckpt"))
     ]
-    assert outs[0] == outs[1] == outs[2] and len(outs[0].split()) == 5
+    assert outs[0] == outs[1] == outs[2] and len(outs[0].splitlines()) == 5
