@@ -51,6 +51,7 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert f"val NLL   {summary['val_loss']:>8.4f}{summary['val_count_nll']:>18.4f}" in out
 
 
+@pytest.mark.slow
 def test_samples_marks_new_names_and_is_reproducible(workdir, words_file, train):
     outs = [train("--data.path", "words.txt", "--max_epochs", "1")[1] for _ in range(2)]
     line0 = [line for line in outs[0].splitlines() if line.startswith("epoch 0 samples:")]
@@ -74,6 +75,7 @@ def test_resume_last_continues_the_same_run(workdir, words_file, train):
     assert ckpt["hyper_parameters"]["lr"] == 5
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_file(workdir, words_file, train):
     _, _, _, first = train("--data.path", "words.txt", "--max_epochs", "1")
     code, _, err, second = train("--data.path", "words.txt", "--ckpt_path", first["last_ckpt"], "--max_epochs", "2")

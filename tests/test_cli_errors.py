@@ -165,6 +165,7 @@ def test_a_run_that_diverges_before_any_checkpoint_leaves_no_run(workdir, words_
     assert "training diverged" in line and "no checkpoint was saved" in line
 
 
+@pytest.mark.slow
 def test_every_checkpoint_load_is_weights_only(workdir, words_file, train, monkeypatch):
     """Resume, test and the tools all load checkpoints with weights_only=True."""
     calls = []

@@ -296,6 +296,7 @@ def test_a_cache_made_under_a_larger_limit_does_not_let_a_long_word_through(work
     assert corpus.read_meta(Path("data/cache"), dm.hparams.data_sha256)["max_word_len"] == 1600
 
 
+@pytest.mark.slow
 def test_a_line_without_break_is_refused_before_it_fills_memory(tmp_path):
     """1 GB without a line break (a sparse file: no disk used): refused after reading 16 MiB of it."""
     import tracemalloc

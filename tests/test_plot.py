@@ -23,6 +23,7 @@ def test_training_leaves_both_pngs_and_the_history_in_its_checkpoints(in_trained
     assert LossHistory().state_key == HISTORY_KEY  # the key the tools read
 
 
+@pytest.mark.slow
 def test_grid_is_sized_for_27_by_27_legible_cells(tmp_path):
     """The image is sized for its cells (legibility itself was checked by eye: see the README's picture)."""
     vocab = Vocab(".abcdefghijklmnopqrstuvwxyz")
@@ -37,6 +38,7 @@ def test_grid_is_sized_for_27_by_27_legible_cells(tmp_path):
         assert im.size[1] == h and im.size[0] < w * 0.6
 
 
+@pytest.mark.slow
 def test_bigram_plot_draws_for_last(in_trained, tmp_path, tool):
     code, out, err = tool(main, "--ckpt", "last", "--out_dir", str(tmp_path))
     assert code == 0, err
@@ -44,6 +46,7 @@ def test_bigram_plot_draws_for_last(in_trained, tmp_path, tool):
     assert all((tmp_path / name).stat().st_size > 10_000 for name in (GRID_PNG, LOSS_PNG))
 
 
+@pytest.mark.slow
 def test_bigram_plot_without_the_data_draws_the_learned_panel(in_trained, tmp_path, monkeypatch, tool):
     ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
     monkeypatch.chdir(tmp_path)

@@ -82,6 +82,7 @@ def test_bad_input_is_one_line(in_trained, tool, args, message):
     assert len(err.splitlines()) == 1 and err.startswith(message), err
 
 
+@pytest.mark.slow
 def test_console_script_runs(in_trained):
     """The installed command, as a user types it (and `python -m`), in a fresh process."""
     script = Path(sys.executable).with_name("bigram-sample")
