@@ -2,6 +2,8 @@
 at all, and loaded without running code; best.ckpt at the lowest val/loss."""
 
 import io
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from bigram_lightning.errors import Stopped
 from bigram_lightning.files import write_atomic
 
 
@@ -32,25 +35,49 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """checkpoints/last.ckpt: the run's latest state, at the end of every epoch and every N training steps. A
-    Checkpoint callback, so that Lightning calls it after the model's and the other callbacks' epoch-end hooks
-    (and after best.ckpt): it holds their new state. An epoch's last step is left to the epoch's end, which comes
-    after validation: a checkpoint before it would resume in the next epoch and never run them."""
+    """checkpoints/last.ckpt: the run's latest state, at the end of every epoch, every N training steps, and at
+    SIGTERM or SIGINT (Ctrl-C): the step's state is saved, then the run stops (errors.Stopped). A Checkpoint
+    callback, so that Lightning calls it after the model's and the other callbacks' epoch-end hooks (and after
+    best.ckpt): it holds their new state. An epoch's last step is left to the epoch's end, which comes after
+    validation: a checkpoint before it would resume in the next epoch and never run them."""
 
     def __init__(self, path: Path, every_n_train_steps: int = 0) -> None:
-        self.path, self.every, self.saved_at = path, every_n_train_steps, -1
+        self.path, self.every, self.saved_at, self.signum = path, every_n_train_steps, -1, None
 
     def save(self, trainer: L.Trainer) -> None:
         if self.saved_at != trainer.global_step:  # (a run stopped by max_steps ends its epoch at the same step)
             trainer.save_checkpoint(self.path)
             self.saved_at = trainer.global_step
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Ctrl-C stops at the end of the step, as Lightning does for SIGTERM (a second one stops at once)
+        if threading.current_thread() is threading.main_thread():
+            self.sigint = signal.signal(signal.SIGINT, self.stop_after_this_step)
+
+    def stop_after_this_step(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.received_sigterm:
+            self.signum = signal.SIGTERM
+        if self.signum is not None:
+            self.save(trainer)
+            raise Stopped(self.signum)
         if self.every and trainer.global_step % self.every == 0 and batch_idx + 1 < trainer.num_training_batches:
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(self, "sigint", None) is not None:
+            signal.signal(signal.SIGINT, self.sigint)  # after training, Ctrl-C is Python's again
+            self.sigint = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, pl_module)
 
 
 def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[Checkpoint]:

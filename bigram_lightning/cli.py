@@ -4,6 +4,7 @@ import difflib
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -22,7 +23,7 @@ from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Diverged, UserError
+from bigram_lightning.errors import Diverged, Stopped, UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.report import report
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
@@ -171,15 +172,15 @@ class BigramCLI(LightningCLI):
             logger=logger, callbacks=callbacks, plugins=[*plugins, AtomicCheckpointIO()], **kwargs
         )
 
-    def discard_run(self, exit_code: int = 2) -> None:
-        """After an error: close the W&B run, and remove the run directory if this command made it and it holds
-        no checkpoint, so that no empty run directory is left looking like a real run (nor found by 'last')."""
+    def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
+        """After an error: close the W&B run, and (unless `keep`) remove the run directory if this command made it
+        and it holds no checkpoint, so that no empty run directory is left looking like a real run."""
         if "wandb" in sys.modules:
             import wandb
 
             if wandb.run is not None:
                 wandb.run.finish(exit_code=exit_code)
-        if getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
+        if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
@@ -198,6 +199,31 @@ def check_devices(accelerator, devices) -> None:
             f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
             "'[0, 1]', or auto"
         )
+
+
+def stop_signal(cli: Optional[BigramCLI], e: BaseException) -> Optional[int]:
+    """The signal that stopped the run, if one did: Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
+    training step, with SystemExit (exit code 0 and 1); the shell's convention is 128 + the signal."""
+    if isinstance(e, Stopped):
+        return e.signum
+    trainer = getattr(cli, "trainer", None)
+    if trainer is not None and trainer.received_sigterm:
+        return signal.SIGTERM
+    if isinstance(e, KeyboardInterrupt) or (trainer is not None and trainer.state.status == "interrupted"):
+        return signal.SIGINT
+    return None
+
+
+def interrupted(cli: BigramCLI, e: BaseException) -> str:
+    """One line: where the run stopped, what is saved, and how to go on."""
+    last, trainer = cli.run_dir / "checkpoints" / "last.ckpt", cli.trainer
+    saved = (
+        "no checkpoint yet"
+        if not last.is_file()
+        else f"{last} holds step {torch.load(last, weights_only=True, map_location='cpu')['global_step']}"
+    )
+    runs = f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
+    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved}: resume with python train.py --ckpt_path last{runs}"
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:
@@ -240,6 +266,13 @@ def main(args: Optional[list[str]] = None) -> int:
         if cli is not None:
             cli.discard_run()
         return 2
+    except (Stopped, KeyboardInterrupt, SystemExit) as e:
+        signum = stop_signal(cli, e)
+        if signum is None or getattr(cli, "trainer", None) is None:  # --help, --print_config; or still starting
+            raise
+        cli.discard_run(128 + signum, keep=True)
+        print(interrupted(cli, e), file=sys.stderr)
+        return 128 + signum
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)
         for var, value in saved.items():  # the variables a run sets for itself and the processes it starts

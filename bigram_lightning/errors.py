@@ -14,6 +14,14 @@ class Diverged(UserError):
     """Training stopped at a non-finite or exploded loss."""
 
 
+class Stopped(Exception):
+    """Training stopped at a signal (SIGTERM, SIGINT), after saving last.ckpt at that step."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class ToolParser(argparse.ArgumentParser):
     """argparse for the tools (`bigram-sample`, …): a bad flag is one line and exit code 2, like every mistake."""
 

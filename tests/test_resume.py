@@ -406,3 +406,42 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
     assert torch.equal(W, ref)
     assert hit[0][1] is None and hit[-1][1] == 2 * S
     assert not list(the_run("runs").glob("checkpoints/.last.ckpt.*"))  # no temporary file outlives a save
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equal(
+    workdir, words_file, reference, signum
+):
+    """The real `python train.py --quiet`, sent SIGTERM (SLURM, kill, a CI timeout) or SIGINT (Ctrl-C) mid-epoch 1:
+    last.ckpt holds the step it stopped at, one line says so and how to resume, the exit code is 128 + the signal
+    (143, 130); `--ckpt_path last` then ends with the uninterrupted run's W, bitwise."""
+    S = steps_per_epoch(words_file)
+    (workdir / "slow.py").write_text(SLOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(workdir), PYTHONPATH=str(workdir))
+    cmd = [sys.executable, str(REPO / "train.py")]
+    args = [*ARGS, "--logger", "csv", "--quiet", "--trainer.callbacks+=slow.Slow"]
+    proc = subprocess.Popen(cmd + args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(workdir.glob("runs/*/checkpoints/last.ckpt")):  # epoch 0 is over
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.01)
+        time.sleep(0.3 + 0.02 * S / 2)  # into epoch 1's steps
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum, err[-3000:]
+    line = err.strip().splitlines()[-1]
+    step = ckpt(the_run("runs"))["global_step"]
+    assert line.startswith("interrupted at step ") and line.endswith(": resume with python train.py --ckpt_path last")
+    assert f"holds step {step}" in line and S < step < 2 * S, line
+    done = subprocess.run(cmd + ["--ckpt_path", "last"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torch.equal(ckpt(the_run("runs"))["state_dict"]["W"], reference["pairs"][0]["state_dict"]["W"])
