@@ -106,8 +106,9 @@ class LossHistory(L.Callback):
     model's, kept in every checkpoint, so that a resumed run's curve starts at epoch 0 and `bigram-plot` can draw
     it; on W&B, val/loss against val/count_nll as one chart."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}
+        self.verbose = verbose  # one plain line per epoch, for logs: where no progress bar shows the losses
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         # from the splits' bigram counts, O(V²): the same numbers on every device, and available now, before
@@ -124,6 +125,10 @@ class LossHistory(L.Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self.record(trainer, pl_module, trainer.current_epoch + 1)
+        if self.verbose and trainer.is_global_zero:
+            r = self.history[-1]
+            print(f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
+                  f"model {r['val_count_nll']:.4f})", flush=True)  # fmt: skip
         for logger in wandb_loggers(trainer):
             import wandb  # only with a WandbLogger, which has imported it already
 

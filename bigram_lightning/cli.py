@@ -135,6 +135,8 @@ class BigramCLI(LightningCLI):
             self.config.runs_dir, self.config.ckpt_path
         )  # fmt: skip
         self.config.trainer.default_root_dir = str(self.run_dir)
+        # stdout that is not a terminal (a log file, CI): no live bar redrawn with carriage returns, a line an epoch
+        self.epoch_lines = not sys.stdout.isatty() and self.config.trainer.enable_progress_bar is None
         if self.config.quiet:
             self.config.trainer.enable_progress_bar = False
             self.config.trainer.enable_model_summary = False
@@ -158,18 +160,22 @@ class BigramCLI(LightningCLI):
         wandb_id = self.ckpt.get("callbacks", {}).get("WandbRun", {}).get("wandb_id")
         config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
         info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
-        losses, trainer = cb.LossHistory(), self.config_init.trainer
+        losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
         callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
                      cb.StopOnDivergence(), losses, cb.DrawPictures(losses),
                      *checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)]  # fmt: skip
-        if trainer.enable_progress_bar is not False:
-            callbacks.append(cb.ProgressBar())
+        bar = trainer.enable_progress_bar is not False and not self.epoch_lines
+        callbacks += [cb.ProgressBar()] if bar else []
         plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":
             logger = wandb_logger(self.config.wandb, self.run_dir, info["wandb_id"], self.config.quiet)
         return super().instantiate_trainer(
-            logger=logger, callbacks=callbacks, plugins=[*plugins, AtomicCheckpointIO()], **kwargs
+            logger=logger,
+            callbacks=callbacks,
+            plugins=[*plugins, AtomicCheckpointIO()],
+            enable_progress_bar=bar,
+            **kwargs,
         )
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:

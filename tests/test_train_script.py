@@ -41,8 +41,13 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
     shutil.copy(names_txt, tmp_path / "data" / "names.txt")
     proc = train_py(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    samples = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    samples = [line for line in proc.stdout.splitlines() if " samples: " in line]
     assert [line.split(" samples: ")[0] for line in samples] == [f"epoch {n}" for n in range(10)]
+    # stdout is a pipe: a plain line of losses per epoch, no progress bar's carriage returns or escape codes
+    losses = [line for line in proc.stdout.splitlines() if line.startswith("epoch ") and " samples: " not in line]
+    assert [line.split(":")[0] for line in losses] == [f"epoch {n}" for n in range(10)]
+    assert "train NLL" in losses[0] and "(count model" in losses[0]
+    assert "\r" not in proc.stdout and "\x1b" not in proc.stdout
     summary = summary_of(proc, tmp_path)
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.01
     assert abs(summary["test_loss"] - summary["test_count_nll"]) <= 0.01
