@@ -3,6 +3,7 @@
 import hashlib
 import http.client
 import sys
+import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ DEFAULT_PATH = "data/names.txt"
 MAKEMORE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 FALLBACK_NAME = "census-first-names.txt"  # a name of its own: never mistaken for makemore's names.txt
+TIMEOUT, RETRY_SECONDS = 5, 3600  # the longest wait for the download, and how long a failed one is not tried again
 
 
 def census_first_names() -> list[str]:
@@ -28,12 +30,18 @@ def census_first_names() -> list[str]:
 
 def fetch_default(path: Path) -> Path:
     """makemore's names.txt at `path`, downloaded and checked against its SHA-256 when missing; offline, the
-    census names beside it, with a loud warning. Returns the file to train on."""
+    census names beside it, with a loud warning. A failed download is tried again after RETRY_SECONDS (the
+    stand-in's age tells), so that an offline machine waits at most once an hour, and then TIMEOUT seconds."""
     fallback = path.with_name(FALLBACK_NAME)
-    if path.exists() or fallback.exists():
-        return path if path.exists() else fallback
+    if path.exists():
+        return path
+    if fallback.exists() and time.time() - fallback.stat().st_mtime < RETRY_SECONDS:
+        minutes = (RETRY_SECONDS - time.time() + fallback.stat().st_mtime) / 60
+        print(f"note: training on the census names ({fallback}): names.txt could not be downloaded lately; the next "
+              f"try is in {minutes:.0f} min (delete {fallback} to try now), or put names.txt at {path}", file=sys.stderr)  # fmt: skip
+        return fallback
     try:
-        with urllib.request.urlopen(MAKEMORE_URL, timeout=10) as response:
+        with urllib.request.urlopen(MAKEMORE_URL, timeout=TIMEOUT) as response:
             data = response.read()
         digest = hashlib.sha256(data).hexdigest()
         if digest != MAKEMORE_SHA256:
@@ -50,7 +58,7 @@ def fetch_default(path: Path) -> Path:
             f"could not download makemore's names.txt ({why}), and the offline stand-in needs the `names` package: "
             f"put names.txt at {path}, pass --data.path, or pip install names"
         ) from None
-    write_atomic(fallback, ("\n".join(words) + "\n").encode())
+    write_atomic(fallback, ("\n".join(words) + "\n").encode())  # (anew: its time is the failure's)
     bar = "!" * 100
     print(
         f"{bar}\nWARNING: could not download makemore's names.txt ({why}).\n"

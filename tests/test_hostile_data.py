@@ -377,3 +377,31 @@ def test_the_real_command_prints_no_traceback(tmp_path):
         args, words = case(wd, None)
         proc = train_py(wd, *args, "--max_epochs", "1", "--logger", "none")
         assert_refused(wd, proc.returncode, proc.stdout, proc.stderr, words)
+
+
+def test_offline_a_download_is_waited_for_at_most_once_an_hour(workdir, monkeypatch, capsys):
+    """Behind a firewall that drops packets (here: a proxy that accepts connections and never answers), the first
+    run waits TIMEOUT seconds and falls back; the runs of the next hour fall back at once; then one tries again."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(2)), daemon=True).start()
+    for var in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setattr(data_module, "TIMEOUT", 1)
+    path = workdir / "data" / "names.txt"
+
+    def fetch() -> float:
+        start = time.perf_counter()
+        assert data_module.fetch_default(path) == path.with_name(data_module.FALLBACK_NAME)
+        return time.perf_counter() - start
+
+    assert 1 <= fetch() < 3 and "WARNING: could not download makemore's names.txt" in capsys.readouterr().err
+    assert fetch() < 0.5 and "note: training on the census names" in capsys.readouterr().err
+    aged = time.time() - data_module.RETRY_SECONDS - 1
+    os.utime(path.with_name(data_module.FALLBACK_NAME), (aged, aged))
+    assert 1 <= fetch() < 3 and "WARNING" in capsys.readouterr().err  # an hour on: tried again
+    server.close()
