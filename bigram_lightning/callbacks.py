@@ -2,6 +2,8 @@
 pictures, the divergence stop, and the progress bar."""
 
 import math
+import os
+import time
 from pathlib import Path
 
 import lightning as L
@@ -151,12 +153,13 @@ class DrawPictures(L.Callback):
     """When training ends: the bigram grid and the loss curve, drawn into the run directory and logged to W&B."""
 
     def __init__(self, losses: LossHistory) -> None:
-        self.losses = losses
+        self.losses, self.seconds = losses, 0.0
         self.paths: list[Path] = []
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        start = time.perf_counter()
         from bigram_lightning.pictures import draw_pictures  # matplotlib: imported where it draws
 
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
@@ -166,6 +169,39 @@ class DrawPictures(L.Callback):
         for logger in wandb_loggers(trainer):
             for path in self.paths:
                 logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+        self.seconds = time.perf_counter() - start
+
+
+def process_start() -> float:
+    """When this process started (Linux's /proc; elsewhere: now, so start-up counts from here)."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+class PhaseClock(L.Callback):
+    """Where a run's time goes, for summary.json: start-up (process start to the first training step), training
+    (then to its end, validation included), test, and the pictures (DrawPictures times itself)."""
+
+    def __init__(self) -> None:
+        self.start, self.phases, self.mark = process_start(), {}, 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if "startup" not in self.phases:
+            self.mark = time.time()
+            self.phases["startup"] = self.mark - self.start
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.phases["train"] = time.time() - self.mark if self.mark else 0.0
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.mark = time.time()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.phases["val_test"] = time.time() - self.mark
 
 
 class ProgressBar(TQDMProgressBar):

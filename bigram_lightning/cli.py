@@ -162,7 +162,7 @@ class BigramCLI(LightningCLI):
         info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
         losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
         callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
-                     cb.StopOnDivergence(), losses, cb.DrawPictures(losses),
+                     cb.StopOnDivergence(), losses, cb.DrawPictures(losses), cb.PhaseClock(),
                      *checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)]  # fmt: skip
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []

@@ -2,6 +2,7 @@
 
 import math
 import re
+import time
 from typing import Literal
 
 import lightning as L
@@ -191,19 +192,23 @@ class BigramDataModule(L.LightningDataModule):
             )
         # read here, on every rank, not in setup: the model's W is V×V (LightningCLI links vocab to the model),
         # and a bad file is refused before a run directory or a W&B run exists. The file is encoded once
+        start = time.perf_counter()
         file, sha256, self.info = load_corpus(path, cache_dir, max_word_len)
         self.vocab = Vocab(self.info["vocab"])
         self.hparams.update(data_file=str(file), data_sha256=sha256, vocab=self.vocab.itos)
         self.streams: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
+        self.seconds = time.perf_counter() - start  # reading the data, for summary.json's phases
 
     def setup(self, stage: str) -> None:
         if self.streams:
             return
+        start = time.perf_counter()
         tokens = load_tokens(self.hparams.cache_dir, self.hparams.data_sha256, self.info)
         self.streams = split_streams(tokens, self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
         for s in STAGES:
             self.counts[s] = bigram_counts(self.streams[s][:-1], self.streams[s][1:], len(self.vocab))
+        self.seconds += time.perf_counter() - start
 
     def in_train(self, names: list[str]) -> list[bool]:
         """Whether each name is a word of the training split (sampled names that are not count as new)."""

@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from bigram_lightning.callbacks import DrawPictures
+from bigram_lightning.callbacks import DrawPictures, PhaseClock
 from bigram_lightning.files import write_atomic
 
 
@@ -13,6 +13,10 @@ def report(cli, tested: dict, start: float) -> int:
     """Finish the W&B run, write summary.json and print the table; `tested` is trainer.test's result for best.ckpt
     (which the model now holds). Returns the exit code."""
     trainer, model, dm, run_dir = cli.trainer, cli.model, cli.datamodule, cli.run_dir
+    clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
+    pictures = next(c for c in trainer.callbacks if isinstance(c, DrawPictures))
+    phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
+    phases |= {"pictures": pictures.seconds, "logger_finish": 0.0}
     best = trainer.checkpoint_callback
     summary = {
         # train: exactly, from the split's bigram counts (O(V²)); val: best.ckpt's as the Trainer logged it
@@ -32,7 +36,7 @@ def report(cli, tested: dict, start: float) -> int:
         "run_dir": str(run_dir),
         "wandb_dir": None,
         "wandb_id": None,
-        "pictures": [str(p) for c in trainer.callbacks if isinstance(c, DrawPictures) for p in c.paths],
+        "pictures": [str(p) for p in pictures.paths],
     }
     wandb_line = f"W&B: off (--logger {cli.config.logger})"
     if cli.config.logger == "wandb":
@@ -47,8 +51,11 @@ def report(cli, tested: dict, start: float) -> int:
                 wandb_line = (
                     f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {summary['wandb_dir']}"
                 )
+        finish = time.perf_counter()
         run.finish()
+        phases["logger_finish"] = time.perf_counter() - finish
     summary["seconds"] = round(time.perf_counter() - start, 3)
+    summary["phases"] = {k: round(v, 3) for k, v in phases.items()}
     path = run_dir / "summary.json"
     write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
     print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")

@@ -40,6 +40,11 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 3 and summary["global_step"] > 0
+    # where the time went: every phase, in seconds (start-up from the process's start, here pytest's)
+    phases = summary["phases"]
+    assert list(phases) == ["startup", "data", "train", "val_test", "pictures", "logger_finish"]
+    assert all(isinstance(v, float) and v >= 0 for v in phases.values()) and phases["train"] > 0
+    assert phases["pictures"] > 0 and phases["val_test"] > 0 and phases["data"] < phases["startup"]
     # last.ckpt is the end of the run, whether or not the last epoch improved val/loss
     assert torch.load(summary["last_ckpt"], weights_only=True)["global_step"] == summary["global_step"]
     (run,) = [p.relative_to(workdir) for p in run_dirs(workdir)]
