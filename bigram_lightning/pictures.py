@@ -34,7 +34,7 @@ def draw_grid(
     panels = [(P, title) for P, title in panels if P is not None]
     V, labels = len(vocab), labels and len(vocab) <= LABELS_UP_TO
     fixed = LEFT + (len(panels) - 1) * GAP + 0.3 + BAR + RIGHT
-    side = V * CELL_INCHES if labels else min(V * CELL_INCHES, (MAX_INCHES - fixed) / len(panels))
+    side = V * CELL_INCHES if labels else min(V * CELL_INCHES / 2, (MAX_INCHES - fixed) / len(panels))
     width = fixed + len(panels) * side
     height = TOP + side + BOTTOM
     fig = Figure(figsize=(width, height))
@@ -54,7 +54,7 @@ def draw_grid(
         ticks = range(V) if V <= LABELS_UP_TO else []  # (beyond, the characters would overlap)
         ax.set_xticks(ticks, [vocab.itos[i] for i in ticks], fontsize=10)
         ax.set_yticks(ticks, [vocab.itos[i] for i in ticks], fontsize=10)
-        ax.tick_params(top=True, labeltop=True, bottom=True, labelbottom=True, length=0)
+        ax.tick_params(top=labels, labeltop=labels, length=0)
         ax.set_xlabel("next character j", fontsize=12)
         ax.set_ylabel("current character i", fontsize=12)
         ax.set_title(title, fontsize=14, pad=22)
@@ -71,7 +71,8 @@ def draw_grid(
 def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
     """Train and val NLL per epoch (0: the random initialisation) against the count model's val NLL, the optimum."""
     later = [row for row in history if row["epoch"] >= 1]
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    fig = Figure(figsize=(12, 4.8))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.86, wspace=0.18)  # (by hand: 3× faster)
     panels = fig.subplots(1, 2 if len(later) >= 2 else 1, squeeze=False)[0]
     count_nll = history[-1]["val_count_nll"]
     count_label = f"val NLL of the count model (+1): {count_nll:.4f}"
@@ -86,7 +87,7 @@ def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path
         ax.legend()
     panels[0].set_title("from the random initialisation (epoch 0)")
     if len(panels) == 2:
-        panels[1].set_title("zoomed in: from epoch 1, the net closes in on the count model")
+        panels[1].set_title("zoomed in: from epoch 1, closing in on the count model")
     fig.suptitle("Loss" + (f" — {subtitle}" if subtitle else ""), fontsize=14)
     fig.savefig(path, dpi=100)
     return path
