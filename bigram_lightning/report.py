@@ -45,12 +45,11 @@ def report(cli, tested: dict, start: float) -> int:
             wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
         else:
             summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
-            offline = run.settings.mode in ("offline", "dryrun")
-            wandb_line = f"W&B: {run.url}"
-            if offline:
-                wandb_line = (
-                    f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {summary['wandb_dir']}"
-                )
+            wandb_dir = summary["wandb_dir"]
+            if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
+                wandb_line = f"W&B: offline run {wandb_dir}; upload it with: wandb sync {wandb_dir}"
+            else:
+                wandb_line = f"W&B: {run.url}"
         finish = time.perf_counter()
         run.finish()
         phases["logger_finish"] = time.perf_counter() - finish
