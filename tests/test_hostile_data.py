@@ -7,6 +7,7 @@ import gzip
 import http.client
 import io
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -392,6 +393,7 @@ def test_offline_a_download_is_waited_for_at_most_once_an_hour(workdir, monkeypa
     for var in ("https_proxy", "HTTPS_PROXY"):
         monkeypatch.setenv(var, f"http://127.0.0.1:{server.getsockname()[1]}")
     monkeypatch.setattr(data_module, "TIMEOUT", 1)
+    urllib.request.install_opener(urllib.request.build_opener())  # urlopen's opener reads the proxy variables now
     path = workdir / "data" / "names.txt"
 
     def fetch() -> float:
@@ -405,3 +407,4 @@ def test_offline_a_download_is_waited_for_at_most_once_an_hour(workdir, monkeypa
     os.utime(path.with_name(data_module.FALLBACK_NAME), (aged, aged))
     assert 1 <= fetch() < 3 and "WARNING" in capsys.readouterr().err  # an hour on: tried again
     server.close()
+    urllib.request.install_opener(None)
