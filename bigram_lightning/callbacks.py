@@ -38,7 +38,7 @@ class SampleNames(L.Callback):
             seed: with the epoch number, seeds the callback's own torch.Generator (the global RNG is never used).
             verbose: print the line (--quiet turns it off; W&B still gets the names).
         """
-        self.num, self.max_len, self.seed, self.verbose = int(num), int(max_len), seed, verbose
+        self.num, self.max_len, self.seed, self.verbose = num, max_len, seed, verbose
         self.rows: list[list] = []  # (epoch, name, new) so far: the W&B table grows by epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -4,7 +4,6 @@ import difflib
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -23,9 +22,9 @@ from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Diverged, Stopped, UserError
+from bigram_lightning.errors import Diverged, Stopped, UserError, check_devices
 from bigram_lightning.model import BigramLM
-from bigram_lightning.report import report
+from bigram_lightning.report import interrupted, report, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
@@ -188,48 +187,6 @@ class BigramCLI(LightningCLI):
                 wandb.run.finish(exit_code=exit_code)
         if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-def check_devices(accelerator, devices) -> None:
-    """Before the data is read; Lightning's own messages for these name neither the flag nor the fix."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
-        raise UserError(
-            f"--accelerator {accelerator}: {build} finds no CUDA GPU on this machine: use --accelerator cpu "
-            "(or auto, which picks a GPU when there is one)"
-        )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--accelerator mps: this machine has no Apple GPU: use --accelerator cpu (or auto)")
-    if devices in (0, "0", []) or (isinstance(devices, int) and devices < -1):
-        raise UserError(
-            f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
-            "'[0, 1]', or auto"
-        )
-
-
-def stop_signal(cli: Optional[BigramCLI], e: BaseException) -> Optional[int]:
-    """The signal that stopped the run, if one did: Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
-    training step, with SystemExit (exit code 0 and 1); the shell's convention is 128 + the signal."""
-    if isinstance(e, Stopped):
-        return e.signum
-    trainer = getattr(cli, "trainer", None)
-    if trainer is not None and trainer.received_sigterm:
-        return signal.SIGTERM
-    if isinstance(e, KeyboardInterrupt) or (trainer is not None and trainer.state.status == "interrupted"):
-        return signal.SIGINT
-    return None
-
-
-def interrupted(cli: BigramCLI, e: BaseException) -> str:
-    """One line: where the run stopped, what is saved, and how to go on."""
-    last, trainer = cli.run_dir / "checkpoints" / "last.ckpt", cli.trainer
-    saved = (
-        "no checkpoint yet"
-        if not last.is_file()
-        else f"{last} holds step {torch.load(last, weights_only=True, map_location='cpu')['global_step']}"
-    )
-    runs = f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
-    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved}: resume with python train.py --ckpt_path last{runs}"
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:

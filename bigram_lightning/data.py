@@ -71,8 +71,8 @@ def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
 
 
 class PairBatches(Dataset):
-    """Bigram pairs indexed a whole batch at a time: `dataset[(index_tensor, n_step)]` -> (xs, ys, n_step), no
-    per-example Python. n_step, the pairs of the whole step over every device, rides along to the model."""
+    """Bigram pairs a whole batch at a time: `dataset[(index_tensor, n_step)]` -> (xs, ys, n_step), where n_step,
+    the pairs of the whole step over every device, rides along to the model."""
 
     def __init__(self, stream: torch.Tensor) -> None:
         self.xs, self.ys = stream[:-1], stream[1:]
@@ -86,11 +86,9 @@ class PairBatches(Dataset):
 
 
 class ResumableSampler(Sampler):
-    """A training sampler whose epochs depend only on (seed, epoch), and which a checkpoint can stop and resume
-    mid-epoch: its loader's state_dict (saved by Lightning in every checkpoint) holds the batches handed out in
-    the epoch, and a resumed run skips exactly those. Lightning calls set_epoch on every rank before each epoch
-    and fetches the batches of a loader with a length one at a time, so at a checkpoint the batches handed out
-    are exactly the batches trained on."""
+    """Epochs that depend only on (seed, epoch), resumable mid-epoch: the loader's state_dict, in every checkpoint,
+    holds the batches handed out in the epoch, which Lightning fetches one at a time (no prefetching from a loader
+    with a length), so they are exactly the batches trained on; a resumed run skips them."""
 
     def __init__(self, steps: int) -> None:
         self.steps, self.epoch, self.batches, self.resume_at = steps, 0, 0, (-1, 0)
@@ -141,7 +139,7 @@ class BatchIndexSampler(ResumableSampler):
 
 
 class ResumableLoader(DataLoader):
-    """The training loader: Lightning keeps the state_dict of a loader that has one in every checkpoint."""
+    """The training loader: Lightning keeps a loader's state_dict in every checkpoint."""
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict()

@@ -5,6 +5,8 @@ import os
 import sys
 from typing import Callable, Optional
 
+import torch
+
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line that names the problem and the fix."""
@@ -46,3 +48,20 @@ def run_tool(main: Callable[[list[str]], None], argv: Optional[list[str]]) -> in
     except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def check_devices(accelerator, devices) -> None:
+    """Before the data is read; Lightning's own messages for these name neither the flag nor the fix."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
+        raise UserError(
+            f"--accelerator {accelerator}: {build} finds no CUDA GPU on this machine: use --accelerator cpu "
+            "(or auto, which picks a GPU when there is one)"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--accelerator mps: this machine has no Apple GPU: use --accelerator cpu (or auto)")
+    if devices in (0, "0", []) or (isinstance(devices, int) and devices < -1):
+        raise UserError(
+            f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
+            "'[0, 1]', or auto"
+        )

@@ -32,8 +32,6 @@ class BigramLM(L.LightningModule):
             init_seed: seeds the torch.Generator that draws the initial W (torch.randn), as in the notebooks.
         """
         super().__init__()
-        # the parser hands over its checked subclasses of float: checkpoints hold plain types only
-        lr, momentum, lr_decay, reg = float(lr), float(momentum), float(lr_decay), float(reg)
         self.save_hyperparameters()
         g = torch.Generator().manual_seed(init_seed)
         self.W = nn.Parameter(torch.randn((len(vocab), len(vocab)), generator=g))

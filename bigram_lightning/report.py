@@ -1,11 +1,17 @@
-"""The end of a run: the final NLLs beside the count model's as a table, the paths, and summary.json."""
+"""The end of a run: the final NLLs beside the count model's as a table, the paths, and summary.json; or the one line
+that says where an interrupted run stopped."""
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
+from typing import Optional
+
+import torch
 
 from bigram_lightning.callbacks import DrawPictures, PhaseClock
+from bigram_lightning.errors import Stopped
 from bigram_lightning.files import write_atomic
 
 
@@ -63,3 +69,28 @@ def report(cli, tested: dict, start: float) -> int:
     print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
     print(f"pictures: {' '.join(summary['pictures'])}\nsummary: {path}")
     return 0
+
+
+def stop_signal(cli, e: BaseException) -> Optional[int]:
+    """The signal that stopped the run, if one did: Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
+    training step, with SystemExit (exit code 0 and 1); the shell's convention is 128 + the signal."""
+    if isinstance(e, Stopped):
+        return e.signum
+    trainer = getattr(cli, "trainer", None)
+    if trainer is not None and trainer.received_sigterm:
+        return signal.SIGTERM
+    if isinstance(e, KeyboardInterrupt) or (trainer is not None and trainer.state.status == "interrupted"):
+        return signal.SIGINT
+    return None
+
+
+def interrupted(cli, e: BaseException) -> str:
+    """One line: where the run stopped, what is saved, and how to go on."""
+    last, trainer = cli.run_dir / "checkpoints" / "last.ckpt", cli.trainer
+    saved = (
+        "no checkpoint yet"
+        if not last.is_file()
+        else f"{last} holds step {torch.load(last, weights_only=True, map_location='cpu')['global_step']}"
+    )
+    runs = f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
+    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved}: resume with python train.py --ckpt_path last{runs}"
