@@ -79,11 +79,19 @@ class BigramCLI(LightningCLI):
                 "default_config_files": [str(CONFIGS / "default.yaml")],
                 "description": "Train makemore's bigram neural net on a word list, then test it.",
                 "allow_abbrev": False,  # --max_epoch is a typo, not --max_epochs
+                "usage": "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]",
             },
         )  # fmt: skip
 
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """The project's own groups first in --help; the Trainer's ~80 flags after them."""
+        parser.add_lightning_class_args(BigramLM, "model")
+        parser.add_lightning_class_args(BigramDataModule, "data")
         parser.add_lightning_class_args(cb.SampleNames, "samples")
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items()})
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name, (type_, default, help_) in {**FLAGS, **SHORTCUTS}.items():
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
         for name, help_ in SWITCHES.items():

@@ -309,3 +309,15 @@ def test_start_up_filters_do_not_pile_up_in_process(workdir, words_file, train):
         assert train("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0")[0] == 0
     filters = logging.getLogger("lightning.pytorch.utilities.rank_zero").filters
     assert filters.count(not_for_this_project) == 1
+
+
+def test_help_starts_with_the_project(capsys):
+    """The project's flags and the Trainer flags people use within the first 100 lines; nothing the program fills
+    in itself (the vocabulary) offered as a flag."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    first = "\n".join(lines[:100])
+    for flag in ("--data.path", "--model.lr", "--max_epochs", "--accelerator", "--devices", "--ckpt_path"):
+        assert f"  {flag} " in first, flag
+    assert not any(line.lstrip().startswith("--model.vocab") for line in lines)
