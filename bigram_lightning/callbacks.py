@@ -97,9 +97,12 @@ class StopOnDivergence(L.Callback):
         uniform = math.log(len(pl_module.W))
         if trainer.strategy.reduce_boolean_decision(not nll < self.factor * uniform, all=False):  # (NaN too)
             lr = trainer.optimizers[0].param_groups[0]["lr"]
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            saved = f"the last good checkpoint, {last}, is intact" if last.is_file() else "no checkpoint was saved"
             raise Diverged(
                 f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): {what} is "
-                f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay"
+                f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay "
+                f"({saved})"
             )
 
 

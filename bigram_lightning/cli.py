@@ -22,7 +22,7 @@ from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Diverged, Stopped, UserError, check_devices
+from bigram_lightning.errors import Stopped, UserError, check_devices
 from bigram_lightning.model import BigramLM
 from bigram_lightning.report import interrupted, report, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
@@ -61,8 +61,7 @@ SWITCHES = {
 
 
 class BigramArgumentParser(LightningArgumentParser):
-    def error(self, message: str, ex: Optional[Exception] = None):
-        """A mistake is one line, like every other one, not the whole usage text."""
+    def error(self, message: str, ex: Optional[Exception] = None):  # one line, as every mistake: no usage text
         raise UserError(f"{' '.join(message.split())}: see python train.py --help")
 
 
@@ -197,6 +196,12 @@ class BigramCLI(LightningCLI):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def silence_what_does_not_apply() -> None:
+    for text in IGNORED:
+        warnings.filterwarnings("ignore", f".*{text}.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
+
+
 def not_for_this_project(record: logging.LogRecord) -> bool:
     """Lightning's advert for its logging service, and its TPU line on machines without TPUs."""
     return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
@@ -211,9 +216,7 @@ IGNORED = ("does not have many workers", "args parameter is intended", "exists a
 
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
-    for text in IGNORED:
-        warnings.filterwarnings("ignore", f".*{text}.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
+    silence_what_does_not_apply()
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
@@ -227,13 +230,7 @@ def main(args: Optional[list[str]] = None) -> int:
         tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
     except (UserError, MisconfigurationException) as e:
-        message = str(e).splitlines()[0]
-        if isinstance(e, Diverged):
-            last = cli.run_dir / "checkpoints" / "last.ckpt"
-            message += (
-                f" (the last good checkpoint, {last}, is intact)" if last.is_file() else " (no checkpoint was saved)"
-            )
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         if cli is not None:
             cli.discard_run()
         return 2

@@ -19,9 +19,8 @@ STAGES = ("train", "val", "test")
 
 
 def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed: int) -> dict[str, torch.Tensor]:
-    """Cut the token stream '.w1.w2.…wn.' into train/val/test streams by word: a seeded permutation of the
-    words, the first 80% (by default) train, then val, then test; each split's words in permuted order.
-    The same split on every run and machine, and never a Python list of words."""
+    """Cut the token stream '.w1.w2.…wn.' into train/val/test streams by word, by a seeded permutation of the words
+    (each split's words in permuted order): the same split on every run and machine, and no Python list of words."""
     bounds = (tokens == 0).nonzero().squeeze(1)  # the boundaries: word k spans bounds[k]+1 .. bounds[k+1]
     n = len(bounds) - 1
 
@@ -173,13 +172,12 @@ class BigramDataModule(L.LightningDataModule):
             test_frac: fraction of the words held out for the final test.
             seed: seeds the word split and the order of the training pairs in each epoch.
             eval_batch_size: pairs per validation/test step.
-            mode: pairs: minibatches of pairs, as in the notebooks. counts: every step sees the whole split
-                through its V×V bigram count matrix, which determines the full-batch loss and gradient exactly,
-                in O(V²) per step whatever the corpus size.
+            mode: pairs: minibatches of pairs, as in the notebooks. counts: every step sees the whole split through
+                its V×V bigram count matrix: the exact full-batch loss and gradient, in O(V²) whatever the corpus.
             steps_per_epoch: training steps per epoch in counts mode.
             cache_dir: where the data file is kept encoded as a token stream, one file per SHA-256 of its content.
-            max_word_len: the longest word accepted, in characters: a file with a longer one (a file that is not a
-                word list) is refused, naming the line, before it can fill memory.
+            max_word_len: the longest word accepted, in characters: a longer one (in a file that is not a word
+                list) is refused, naming its line, before it can fill memory.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -188,14 +186,13 @@ class BigramDataModule(L.LightningDataModule):
                 f"--data.val_frac ({val_frac}) and --data.test_frac ({test_frac}) must each lie in (0, 1) "
                 "and sum to less than 1"
             )
-        # read here, on every rank, not in setup: the model's W is V×V (LightningCLI links vocab to the model),
-        # and a bad file is refused before a run directory or a W&B run exists. The file is encoded once
+        # read here, on every rank, not in setup: W is V×V (LightningCLI links vocab to the model) and a bad
+        # file is refused before a run directory or a W&B run exists
         start = time.perf_counter()
         file, sha256, self.info = load_corpus(path, cache_dir, max_word_len)
         self.vocab = Vocab(self.info["vocab"])
         self.hparams.update(data_file=str(file), data_sha256=sha256, vocab=self.vocab.itos)
-        self.streams: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, torch.Tensor] = {}
+        self.streams, self.counts = {}, {}  # per split: its token stream, its V×V bigram counts
         self.seconds = time.perf_counter() - start  # reading the data, for summary.json's phases
 
     def setup(self, stage: str) -> None:
