@@ -28,6 +28,9 @@ def report(cli, tested: dict, start: float) -> int:
         # train: exactly, from the split's bigram counts (O(V²)); val: best.ckpt's as the Trainer logged it
         "train_loss": dm.net_nll(model.W, "train"),
         "train_count_nll": dm.count_nll("train"),
+        # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far
+        # training has to go; val above train is what the net does not carry over (a sparse corpus: overfitting)
+        "train_gap": dm.net_nll(model.W, "train") - dm.count_nll("train", smoothing=0),
         "val_loss": float(best.best_model_score),
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
@@ -44,6 +47,7 @@ def report(cli, tested: dict, start: float) -> int:
         "wandb_id": None,
         "pictures": [str(p) for p in pictures.paths],
     }
+    summary["val_gap"] = summary["val_loss"] - summary["train_loss"]
     wandb_line = f"W&B: off (--logger {cli.config.logger})"
     if cli.config.logger == "wandb":
         run = trainer.logger.experiment
@@ -66,6 +70,15 @@ def report(cli, tested: dict, start: float) -> int:
     print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
     for s in ("train", "val", "test"):
         print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
+    print(
+        f"gaps: net - count model (unsmoothed) on train {summary['train_gap']:.4f}, val - train {summary['val_gap']:.4f}"
+    )
+    if summary["train_gap"] > 0.05:
+        print(f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs), "
+              "raise --model.lr, or use --data.mode counts")  # fmt: skip
+    if summary["val_gap"] > 0.1:
+        print(f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
+              "--model.reg (e.g. 0.01)")  # fmt: skip
     print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
     print(f"pictures: {' '.join(summary['pictures'])}\nsummary: {path}")
     return 0

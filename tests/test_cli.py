@@ -321,3 +321,17 @@ def test_help_starts_with_the_project(capsys):
     for flag in ("--data.path", "--model.lr", "--max_epochs", "--accelerator", "--devices", "--ckpt_path"):
         assert f"  {flag} " in first, flag
     assert not any(line.lstrip().startswith("--model.vocab") for line in lines)
+
+
+def test_the_report_states_both_gaps_and_hints_at_the_fix(workdir, words_file, train):
+    """Far from done (one epoch at a tiny learning rate): the train gap and a hint naming the fixes; a finished
+    run's train gap is small and non-negative (the unsmoothed count model is the optimum on its data)."""
+    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--model.lr", "0.1")
+    assert code == 0, err
+    assert summary["train_gap"] > 0.05 and f"on train {summary['train_gap']:.4f}" in out
+    assert "hint: training is" in out and "--max_epochs" in out and "--data.mode counts" in out
+    assert summary["val_gap"] == pytest.approx(summary["val_loss"] - summary["train_loss"])
+    code, out, err, summary = train("--data.path", "words.txt", "--data.mode", "counts", "--model.lr", "50",
+                                    "--model.lr_decay", "1", "--max_epochs", "3")  # fmt: skip
+    assert code == 0, err
+    assert 0 <= summary["train_gap"] < 0.01 and "hint: training" not in out
