@@ -88,8 +88,10 @@ class Checkpoint:
         data_file, sha256 = self.data.get("data_file"), self.data.get("data_sha256")
         if not data_file:
             return None, f"{self.path} does not record its data file"
+        if not Path(data_file).is_file():  # (run from another directory than train.py's)
+            data_file = self.data.get("data_abspath", data_file)
         if not Path(data_file).is_file():
-            return None, f"its data file {data_file} is not here (paths are relative to where train.py ran)"
+            return None, f"its data file {data_file} is not here (it has moved, or was on another machine)"
         from bigram_lightning.corpus import sha256_file
 
         if sha256_file(Path(data_file)) != sha256:

@@ -191,7 +191,8 @@ class BigramDataModule(L.LightningDataModule):
         start = time.perf_counter()
         file, sha256, self.info = load_corpus(path, cache_dir, max_word_len)
         self.vocab = Vocab(self.info["vocab"])
-        self.hparams.update(data_file=str(file), data_sha256=sha256, vocab=self.vocab.itos)
+        abspath = str(file.resolve())  # for the tools, run from any directory
+        self.hparams.update(data_file=str(file), data_abspath=abspath, data_sha256=sha256, vocab=self.vocab.itos)
         self.streams, self.counts = {}, {}  # per split: its token stream, its V×V bigram counts
         self.seconds = time.perf_counter() - start  # reading the data, for summary.json's phases
 

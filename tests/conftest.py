@@ -94,6 +94,20 @@ def in_trained(trained, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def data_moved_away(in_trained, tmp_path, monkeypatch) -> Path:
+    """A copy of the trained checkpoint whose data file has moved away (gone.txt), in a directory of its own."""
+    import torch
+
+    raw = torch.load(next(in_trained.glob("runs/*/checkpoints/last.ckpt")), weights_only=True)
+    raw["datamodule_hyper_parameters"].update(data_file="gone.txt", data_abspath=str(tmp_path / "gone.txt"))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(raw, path)
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+@pytest.fixture
 def tool(capsys):
     """Run a tool's main(argv) in-process; returns (exit code, stdout, stderr)."""
 

@@ -47,10 +47,8 @@ def test_bigram_plot_draws_for_last(in_trained, tmp_path, tool):
 
 
 @pytest.mark.slow
-def test_bigram_plot_without_the_data_draws_the_learned_panel(in_trained, tmp_path, monkeypatch, tool):
-    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
-    monkeypatch.chdir(tmp_path)
-    code, out, err = tool(main, "--ckpt", str(ckpt), "--out_dir", "pics")
+def test_bigram_plot_without_the_data_draws_the_learned_panel(data_moved_away, tool):
+    code, out, err = tool(main, "--ckpt", str(data_moved_away), "--out_dir", "pics")
     assert code == 0
     assert err.startswith("note: the grid shows the learned model alone: no count model, because its data file")
     assert out.splitlines() == ["pics/" + GRID_PNG, "pics/" + LOSS_PNG]

@@ -50,13 +50,12 @@ def test_low_temperature_prefers_likely_names(in_trained, tool):
     assert mean_logprob("0.5") > mean_logprob("1.5")
 
 
-def test_works_without_the_data_file(in_trained, tmp_path, monkeypatch, tool):
-    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
-    monkeypatch.chdir(tmp_path)  # no words.txt here
-    code, out, _ = tool(main, "--ckpt", str(ckpt), "--num", "3")
+def test_works_without_the_data_file(data_moved_away, tool):
+    code, out, _ = tool(main, "--ckpt", str(data_moved_away), "--num", "3")
     assert code == 0 and len(out.splitlines()) == 3
-    code, _, err = tool(main, "--ckpt", str(ckpt), "--new_only")
-    assert code == 2 and err.startswith("error: --new_only needs the training words, but its data file words.txt")
+    code, _, err = tool(main, "--ckpt", str(data_moved_away), "--new_only")
+    assert code == 2 and err.startswith("error: --new_only needs the training words, but its data file ")
+    assert "gone.txt is not here" in err
 
 
 @pytest.mark.parametrize(

@@ -71,15 +71,21 @@ def test_table_reports_words_it_cannot_score_and_reads_stdin(in_trained, monkeyp
     assert len(nll_line.split()) == 3  # the net and the count model
 
 
-def test_without_the_data_file_scores_with_the_net_alone(in_trained, tmp_path, monkeypatch, tool):
+def test_from_another_directory_the_data_file_is_found_by_its_absolute_path(in_trained, tmp_path, monkeypatch, tool):
     ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
     (tmp_path / "list.txt").write_text("emma\nava\n")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no words.txt here: the checkpoint's absolute path finds it
     code, rows, totals, err = score_json(tool, "list.txt", "--ckpt", str(ckpt))
+    assert code == 0 and err == "" and "count_nll" in totals
+
+
+def test_without_the_data_file_scores_with_the_net_alone(data_moved_away, tmp_path, tool):
+    (tmp_path / "list.txt").write_text("emma\nava\n")
+    code, rows, totals, err = score_json(tool, "list.txt", "--ckpt", str(data_moved_away))
     assert code == 0
-    assert (
-        err == "note: no count model to compare with: its data file words.txt is not here "
-        "(paths are relative to where train.py ran)\n"
+    assert err == (
+        f"note: no count model to compare with: its data file {tmp_path / 'gone.txt'} is not here "
+        "(it has moved, or was on another machine)\n"
     )
     assert "count_nll" not in totals and all("count_logprob" not in r for r in rows)
 
