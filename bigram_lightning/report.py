@@ -57,7 +57,9 @@ def report(cli, tested: dict, start: float) -> int:
             summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
             wandb_dir = summary["wandb_dir"]
             if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
-                wandb_line = f"W&B: offline run {wandb_dir}; upload it with: wandb sync {wandb_dir}"
+                # every segment of the run (one per start, the same id), in order: half of it would upload half
+                segments = sorted(Path(wandb_dir).parent.glob(f"offline-run-*-{run.id}"))
+                wandb_line = f"W&B: offline run {wandb_dir}; upload it with: wandb sync {' '.join(map(str, segments))}"
             else:
                 wandb_line = f"W&B: {run.url}"
         finish = time.perf_counter()

@@ -95,9 +95,10 @@ def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train, wa
     run = Path(first["run_dir"])
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 1
     assert f"wandb sync {first['wandb_dir']}" in out
-    _, _, _, second = train("--ckpt_path", "last", "--max_epochs", "2", "--logger", "wandb")
+    _, out, _, second = train("--ckpt_path", "last", "--max_epochs", "2", "--logger", "wandb")
     assert second["wandb_id"] == first["wandb_id"]
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
+    assert f"wandb sync {first['wandb_dir']} {second['wandb_dir']}\n" in out  # both segments, in order
     # both segments logged under the one id, each its own epochs (W&B writes the files in the background)
     assert [r["init"]["id"] for r in wandb_runs] == [first["wandb_id"]] * 2
     first, second = ({row["epoch"] for row in r["rows"] if "epoch" in row} for r in wandb_runs)
