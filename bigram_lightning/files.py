@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from bigram_lightning.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_file(path: Path):
@@ -12,18 +14,24 @@ def atomic_file(path: Path):
     temporary file beside it, flushed to disk, then renamed. Readers, a process killed mid-write and a machine
     that loses power see the old file or the whole new one, never a truncated one. Every writer uses it: the
     token cache, checkpoints, config.yaml, run.json, summary.json and the download."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600: a downloaded file or a shared cache must be readable by others
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600: a downloaded file or a shared cache must be readable by others
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a read-only file system, no permission: one line, not a traceback
+            raise UserError(
+                f"cannot write {path} ({e.strerror or e}): free some space or choose a writable place (--runs_dir, "
+                "--data.cache_dir); what was written before is whole"
+            ) from None
         raise
     if hasattr(os, "O_DIRECTORY"):  # and the rename itself (POSIX; Windows cannot open a directory)
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)

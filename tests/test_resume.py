@@ -3,6 +3,7 @@ uninterrupted (W, optimizer, scheduler, loops, callbacks, logged losses), and ch
 
 import contextlib
 import csv
+import errno
 import math
 import os
 import signal
@@ -17,6 +18,7 @@ import torch
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO
 from bigram_lightning.cli import main
 from bigram_lightning.data import BatchIndexSampler, BigramDataModule, ResumableSampler
+from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.runs import find_checkpoint
 
@@ -274,7 +276,7 @@ def test_checkpoint_io_writes_whole_or_not_at_all(tmp_path):
     real_fsync = os.fsync
     os.fsync = full
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(UserError, match=r"cannot write .*last.ckpt \(No space left on device\)"):
             io.save_checkpoint(new, path)
     finally:
         os.fsync = real_fsync
@@ -445,3 +447,31 @@ def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equa
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert torch.equal(ckpt(the_run("runs"))["state_dict"]["W"], reference["pairs"][0]["state_dict"]["W"])
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_the_checkpoints_whole(workdir, words_file, train, monkeypatch):
+    """No space left when epoch 1's checkpoints are written: one `error:` line naming the file, exit code 2, no
+    traceback; epoch 0's last.ckpt stays whole, and resumes once there is room again."""
+    from bigram_lightning import files
+
+    assert train(*ARGS[:-1], "1")[0] == 0
+    run = the_run("runs")
+    fsync = files.os.fsync
+
+    def full(fd):  # the checkpoints' file system is full (Linux: a descriptor's path is in /proc/self/fd)
+        if "/checkpoints/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    with monkeypatch.context() as m:
+        m.setattr(files.os, "fsync", full)
+        code, out, err, summary = train("--ckpt_path", "last", "--max_epochs", "2")
+    assert code == 2 and summary is None and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: cannot write ") and f"{run}/checkpoints/" in line
+    assert "(No space left on device)" in line and "what was written before is whole" in line
+    assert ckpt(run)["epoch"] == 0 and not list(run.glob("checkpoints/.*.tmp"))
+    assert files.os.fsync is fsync
+    code, _, err, summary = train("--ckpt_path", "last", "--max_epochs", "2")
+    assert code == 0, err
+    assert summary["epochs"] == 2
