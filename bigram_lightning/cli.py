@@ -148,13 +148,6 @@ class BigramCLI(LightningCLI):
             self.config.trainer.enable_model_summary = False
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # main restores it
 
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except (MisconfigurationException, ValueError, TypeError) as e:
-            self.discard_run()  # the Trainer refuses a setting (--strategy foo, --num_nodes 0, …): its message
-            raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
-
     def instantiate_trainer(self, **kwargs):
         vocab, itos = self.ckpt.get("hyper_parameters", {}).get("vocab"), self.datamodule.vocab.itos
         if vocab is not None and vocab != itos:
@@ -176,13 +169,12 @@ class BigramCLI(LightningCLI):
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":
             logger = wandb_logger(self.config.wandb, self.run_dir, info["wandb_id"], self.config.quiet)
-        return super().instantiate_trainer(
-            logger=logger,
-            callbacks=callbacks,
-            plugins=[*plugins, AtomicCheckpointIO()],
-            enable_progress_bar=bar,
-            **kwargs,
-        )
+        plugins, kwargs = [*plugins, AtomicCheckpointIO()], dict(kwargs, enable_progress_bar=bar)
+        try:
+            return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
+        except (MisconfigurationException, ValueError, TypeError) as e:
+            self.discard_run()  # the Trainer refuses a setting (--strategy foo, --num_nodes 0, …): its message
+            raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
         """After an error: close the W&B run, and (unless `keep`) remove the run directory if this command made it
