@@ -246,6 +246,5 @@ class BigramDataModule(L.LightningDataModule):
         return self.loader("test", self.hparams.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
-        # ids travel as one byte per character and are widened on the device
-        xs, ys, *n_step = batch
+        xs, ys, *n_step = batch  # (ids travel as one byte per character, widened here, on the device)
         return (xs.long(), ys if ys.is_floating_point() else ys.long(), *n_step)
