@@ -55,9 +55,10 @@ def metrics(path: Path) -> list[dict]:
 
 def normal(x):
     """A checkpoint with its paths cut to what follows the run directory (the runs compared live in different
-    directories), and without the W&B run id (each run has its own)."""
+    directories), and without the W&B run id and the data file's absolute path (each run has its own)."""
     if isinstance(x, dict):
-        return {normal(k): normal(v) for k, v in x.items() if k not in ("pytorch-lightning_version", "WandbRun")}
+        skip = ("pytorch-lightning_version", "WandbRun", "data_abspath")
+        return {normal(k): normal(v) for k, v in x.items() if k not in skip}
     if isinstance(x, (list, tuple)):
         return [normal(v) for v in x]
     if isinstance(x, str) and "/checkpoints" in x:
