@@ -71,7 +71,10 @@ def test_quiet_run_prints_the_result_only(tmp_path):
     assert proc.returncode == 0 and proc.stderr == ""
     lines = proc.stdout.strip().splitlines()
     assert lines[0].split() == ["net", "count", "model", "(+1)"] and lines[-1].startswith("summary: ")
-    assert len(lines) == 9  # the table (4), the checkpoints (2), W&B, the pictures, the summary
+    # the table (4), the gaps (and, 2 epochs on 600 words being far from done, a hint), the checkpoints (2), W&B,
+    # the pictures, the summary
+    assert lines[4].startswith("gaps: ") and [line for line in lines if line.startswith("hint: ")] == lines[5:-5]
+    assert len(lines) - len(lines[5:-5]) == 10
     # it wrote inside its run directory and the data cache only (HOME is tmp_path here); matplotlib, imported
     # by torchmetrics, keeps its font list in ~/.cache/matplotlib
     written = {p.relative_to(tmp_path).parts[:2] for p in tmp_path.rglob("*") if p.is_file()}
