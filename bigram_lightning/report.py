@@ -24,13 +24,14 @@ def report(cli, tested: dict, start: float) -> int:
     phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
     phases |= {"pictures": pictures.seconds, "logger_finish": 0.0}
     best = trainer.checkpoint_callback
+    train_loss = dm.net_nll(model.W, "train")  # exactly, from the split's bigram counts (O(V²))
     summary = {
-        # train: exactly, from the split's bigram counts (O(V²)); val: best.ckpt's as the Trainer logged it
-        "train_loss": dm.net_nll(model.W, "train"),
+        # val: best.ckpt's as the Trainer logged it
+        "train_loss": train_loss,
         "train_count_nll": dm.count_nll("train"),
         # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far
         # training has to go; val above train is what the net does not carry over (a sparse corpus: overfitting)
-        "train_gap": dm.net_nll(model.W, "train") - dm.count_nll("train", smoothing=0),
+        "train_gap": train_loss - dm.count_nll("train", smoothing=0),
         "val_loss": float(best.best_model_score),
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
