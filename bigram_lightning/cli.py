@@ -28,7 +28,8 @@ from bigram_lightning.report import interrupted, report, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# the shipped configs: package data in an installed wheel, the top-level configs/ in a checkout
+CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs") if p.is_dir())
 # the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
 FLAGS = {
     "seed": (int, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
@@ -103,20 +104,25 @@ class BigramCLI(LightningCLI):
         parser.link_arguments("data", "model.vocab", compute_fn=lambda data: data.vocab.itos, apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        args = sys.argv[1:] if args is None else args
-        known, configs = set(parser.get_defaults().keys()) | {"config", "print_config", "help"}, []
-        for arg, value in zip(args, [*args[1:], None]):
+        args, configs = list(sys.argv[1:] if args is None else args), []
+        known = set(parser.get_defaults().keys()) | {"config", "print_config", "help"}
+        for i, arg in enumerate(args):
             flag = arg.split("=")[0]
             parts = flag[2:].rstrip("+").split(".")  # (--trainer.callbacks.out: a given callback's own argument)
-            if flag.startswith("--") and not any(".".join(parts[:i]) in known for i in range(1, len(parts) + 1)):
+            if flag.startswith("--") and not any(".".join(parts[:k]) in known for k in range(1, len(parts) + 1)):
                 near = difflib.get_close_matches(flag[2:], known, n=1)
                 hint = f"did you mean --{near[0]}? " if near else ""
                 raise UserError(f"unknown flag {flag}: {hint}python train.py --help lists every flag")
-            config = arg.partition("=")[2] if "=" in arg else value
-            if flag in ("--config", "-c") and config is not None and not config.lstrip().startswith("{"):
-                if not Path(config).is_file():
-                    raise UserError(f"--config {config}: no such file: pass a YAML file such as configs/smoke.yaml")
-                configs.append(config)
+            if flag not in ("--config", "-c") or ("=" not in arg and i + 1 == len(args)):
+                continue
+            at, config = (i, arg.partition("=")[2]) if "=" in arg else (i + 1, args[i + 1])
+            if not config.lstrip().startswith("{") and not Path(config).is_file():
+                if not (CONFIGS / f"{config}.yaml").is_file():  # a shipped config by name: --config gpu
+                    shipped = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+                    raise UserError(f"--config {config}: no such file: pass a YAML file or one of {shipped}")
+                config = str(CONFIGS / f"{config}.yaml")
+                args[at] = f"--config={config}" if "=" in arg else config
+            configs.append(config)
         try:
             super().parse_arguments(parser, args)
         except UserError as e:  # the parser's message names a flag's key, but not a config file it could not read
@@ -179,19 +185,11 @@ class BigramCLI(LightningCLI):
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
         """After an error: close the W&B run, and (unless `keep`) remove the run directory if this command made it
         and it holds no checkpoint, so that no empty run directory is left looking like a real run."""
-        if "wandb" in sys.modules:
-            import wandb
-
-            if wandb.run is not None:
-                wandb.run.finish(exit_code=exit_code)
+        wandb = sys.modules.get("wandb")  # (imported only when a W&B run was started)
+        if wandb is not None and wandb.run is not None:
+            wandb.run.finish(exit_code=exit_code)
         if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-def silence_what_does_not_apply() -> None:
-    for text in IGNORED:
-        warnings.filterwarnings("ignore", f".*{text}.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:
@@ -208,7 +206,9 @@ IGNORED = ("does not have many workers", "args parameter is intended", "exists a
 
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
-    silence_what_does_not_apply()
+    for text in IGNORED:
+        warnings.filterwarnings("ignore", f".*{text}.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
@@ -231,7 +231,7 @@ def main(args: Optional[list[str]] = None) -> int:
         if signum is None or getattr(cli, "trainer", None) is None:  # --help, --print_config; or still starting
             raise
         cli.discard_run(128 + signum, keep=True)
-        print(interrupted(cli, e), file=sys.stderr)
+        print(interrupted(cli), file=sys.stderr)
         return 128 + signum
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)

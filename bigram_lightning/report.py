@@ -1,5 +1,5 @@
-"""The end of a run: the final NLLs beside the count model's as a table, the paths, and summary.json; or the one line
-that says where an interrupted run stopped."""
+"""The end of a run: the final NLLs beside the count model's, summary.json and where things are; or the one line
+that says where an interrupted run stopped and how to go on."""
 
 import json
 import os
@@ -16,23 +16,16 @@ from bigram_lightning.files import write_atomic
 
 
 def report(cli, tested: dict, start: float) -> int:
-    """Finish the W&B run, write summary.json and print the table; `tested` is trainer.test's result for best.ckpt
-    (which the model now holds). Returns the exit code."""
-    trainer, model, dm, run_dir = cli.trainer, cli.model, cli.datamodule, cli.run_dir
-    clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
-    pictures = next(c for c in trainer.callbacks if isinstance(c, DrawPictures))
+    """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
+    which the model now holds."""
+    trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.trainer.checkpoint_callback
+    clock, pictures = (next(c for c in trainer.callbacks if isinstance(c, t)) for t in (PhaseClock, DrawPictures))
     phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
     phases |= {"pictures": pictures.seconds, "logger_finish": 0.0}
-    best = trainer.checkpoint_callback
-    train_loss = dm.net_nll(model.W, "train")  # exactly, from the split's bigram counts (O(V²))
     summary = {
-        # val: best.ckpt's as the Trainer logged it
-        "train_loss": train_loss,
+        "train_loss": dm.net_nll(cli.model.W, "train"),  # exactly, from the split's bigram counts (O(V²))
         "train_count_nll": dm.count_nll("train"),
-        # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far
-        # training has to go; val above train is what the net does not carry over (a sparse corpus: overfitting)
-        "train_gap": train_loss - dm.count_nll("train", smoothing=0),
-        "val_loss": float(best.best_model_score),
+        "val_loss": float(best.best_model_score),  # best.ckpt's, as the Trainer logged it
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
         "test_count_nll": tested["test/count_nll"],
@@ -48,6 +41,9 @@ def report(cli, tested: dict, start: float) -> int:
         "wandb_id": None,
         "pictures": [str(p) for p in pictures.paths],
     }
+    # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far training
+    # has to go; val above train is what the net does not carry over (on a sparse corpus: overfitting)
+    summary["train_gap"] = summary["train_loss"] - dm.count_nll("train", smoothing=0)
     summary["val_gap"] = summary["val_loss"] - summary["train_loss"]
     wandb_line = f"W&B: off (--logger {cli.config.logger})"
     if cli.config.logger == "wandb":
@@ -56,13 +52,11 @@ def report(cli, tested: dict, start: float) -> int:
             wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
         else:
             summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
-            wandb_dir = summary["wandb_dir"]
+            wandb_line = f"W&B: {run.url}"
             if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
-                # every segment of the run (one per start, the same id), in order: half of it would upload half
-                segments = sorted(Path(wandb_dir).parent.glob(f"offline-run-*-{run.id}"))
-                wandb_line = f"W&B: offline run {wandb_dir}; upload it with: wandb sync {' '.join(map(str, segments))}"
-            else:
-                wandb_line = f"W&B: {run.url}"
+                # every segment of the run (one per start, the same id), in order: half of them would upload half
+                segments = sorted(Path(summary["wandb_dir"]).parent.glob(f"offline-run-*-{run.id}"))
+                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {' '.join(map(str, segments))}"
         finish = time.perf_counter()
         run.finish()
         phases["logger_finish"] = time.perf_counter() - finish
@@ -88,11 +82,11 @@ def report(cli, tested: dict, start: float) -> int:
 
 
 def stop_signal(cli, e: BaseException) -> Optional[int]:
-    """The signal that stopped the run, if one did: Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
-    training step, with SystemExit (exit code 0 and 1); the shell's convention is 128 + the signal."""
+    """The signal that stopped the run, if one did. Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
+    training step, with SystemExit."""
+    trainer = getattr(cli, "trainer", None)
     if isinstance(e, Stopped):
         return e.signum
-    trainer = getattr(cli, "trainer", None)
     if trainer is not None and trainer.received_sigterm:
         return signal.SIGTERM
     if isinstance(e, KeyboardInterrupt) or (trainer is not None and trainer.state.status == "interrupted"):
@@ -100,13 +94,13 @@ def stop_signal(cli, e: BaseException) -> Optional[int]:
     return None
 
 
-def interrupted(cli, e: BaseException) -> str:
+def interrupted(cli) -> str:
     """One line: where the run stopped, what is saved, and how to go on."""
     last, trainer = cli.run_dir / "checkpoints" / "last.ckpt", cli.trainer
     saved = (
-        "no checkpoint yet"
-        if not last.is_file()
-        else f"{last} holds step {torch.load(last, weights_only=True, map_location='cpu')['global_step']}"
+        f"{last} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
+        if last.is_file()
+        else "no checkpoint yet"
     )
     runs = f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
     return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved}: resume with python train.py --ckpt_path last{runs}"

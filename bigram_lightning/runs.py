@@ -1,5 +1,5 @@
-"""Run directories: a new one per run, `runs/<time>/`; which run 'last' means (the same for train.py and the
-tools); and which checkpoint a `--ckpt_path` / `--ckpt` value names."""
+"""Run directories (`runs/<time>/`), what 'last' means for train.py and the tools alike, and which checkpoint a
+`--ckpt_path` / `--ckpt` value names."""
 
 import hashlib
 import json
@@ -13,52 +13,39 @@ from typing import Optional
 from bigram_lightning.errors import UserError
 from bigram_lightning.files import write_atomic
 
-# DDP starts this command again once per extra device: they find the run directory of the first process here
-RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"
+RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"  # where the processes DDP starts find the first process's run directory
 
 
 def newest_run(runs_dir: str) -> Optional[Path]:
-    """'last': the run under `runs_dir` that was started (config.yaml is written at every start) or saved its
-    last.ckpt most recently; None if there is none."""
+    """'last': the run under `runs_dir` started (run.json, config.yaml) or checkpointed most recently, or None."""
 
-    def last_active(run: Path) -> int:
-        times = []
-        for name in ("run.json", "config.yaml", "checkpoints/last.ckpt"):
-            try:
-                times.append((run / name).stat().st_mtime_ns)
-            except OSError:
-                pass
-        return max(times, default=0)
+    def last_active(run: Path) -> tuple[int, str]:
+        files = [run / "run.json", run / "config.yaml", run / "checkpoints" / "last.ckpt"]
+        return max((f.stat().st_mtime_ns for f in files if f.exists()), default=0), run.name
 
     runs = {p.parent for p in Path(runs_dir).glob("*/run.json")}
-    runs |= {p.parent.parent for p in Path(runs_dir).glob("*/checkpoints/last.ckpt")}
-    return max(runs, key=lambda run: (last_active(run), run.name), default=None)
+    runs |= {p.parents[1] for p in Path(runs_dir).glob("*/checkpoints/last.ckpt")}
+    return max(runs, key=last_active, default=None)
 
 
 def find_checkpoint(value: str, runs_dir: str, flag: str = "--ckpt") -> Path:
     """The checkpoint file `value` names: a file; a run directory (its last.ckpt); or 'last', the newest run's."""
-    if value == "last":
-        run = newest_run(runs_dir)
-        if run is None:
-            raise UserError(
-                f"{flag} last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first (python train.py), "
-                f"or pass --runs_dir or {flag} PATH"
-            )
-        path = run / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise UserError(f"{flag} last: the newest run, {run}, has no checkpoint yet: pass {flag} PATH")
+    run = newest_run(runs_dir) if value == "last" else Path(value)
+    if run is None:
+        raise UserError(
+            f"{flag} last: no run under {runs_dir}/ has checkpoints/last.ckpt: train first (python train.py), "
+            f"or pass --runs_dir or {flag} PATH"
+        )
+    path = run / "checkpoints" / "last.ckpt" if run.is_dir() else run
+    if path.is_file():
         return path
-    path = Path(value)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise UserError(f"{flag} {value}: no such file: pass a checkpoint file, a run directory or 'last'")
-    return path
+    if value == "last":
+        raise UserError(f"{flag} last: the newest run, {run}, has no checkpoint yet: pass {flag} PATH")
+    raise UserError(f"{flag} {value}: no such file: pass a checkpoint file, a run directory or 'last'")
 
 
 def launcher_run_name() -> Optional[str]:
-    """Under torchrun or a multi-task SLURM job every rank runs this command at once, so the ranks name the run
-    directory after the launcher's job id instead of the time."""
+    """Under torchrun or a multi-task SLURM job every rank starts at once: the launcher's job id names the run."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     if run_id == "none":
         raise UserError("under torchrun, pass --rdzv-id ID (the same on every node): it names the run directory")
@@ -70,12 +57,12 @@ def launcher_run_name() -> Optional[str]:
 
 
 def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
-    """The run directory: the resumed run's, or a new one (returned as (path, True), not yet made) named by the
-    time, or by the launcher's job id."""
+    """(the run directory, whether it is new and not yet made): the resumed run's, or one named by the launcher's
+    job id or by the time."""
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
     if ckpt_path is not None:
-        run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parent.parent))
+        run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parents[1]))
         if (run_dir / "run.json").is_file():
             return run_dir, False
     name = launcher_run_name()
@@ -90,10 +77,10 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
 
 
 def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], config: Optional[str]) -> dict:
-    """Make a new run directory, or reopen one, and return its run.json. A new run's W&B id is a resumed
-    checkpoint's, one derived from the launcher's job id (the same on every rank), or a random one (runs of two
-    users never collide). config.yaml is written at every start, at once and whole: a run killed at any later
-    moment can be started again from it (None: another process writes it)."""
+    """Make or reopen the run directory and return its run.json. A new run's W&B id is the resumed checkpoint's,
+    one derived from the launcher's job id (the same on every rank), or a random one. config.yaml is written at
+    every start, whole, so that a run killed at any later moment can start again from it (None: another process
+    writes it)."""
     name = launcher_run_name()
     if new:
         if wandb_id is None:
@@ -110,12 +97,12 @@ def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], c
 
 
 def resume_target(ckpt_path: str, runs_dir: str) -> tuple[Optional[Path], Path]:
-    """(the checkpoint to resume, the run directory whose config.yaml the run takes). 'last' means the newest run;
-    when it was stopped before its first checkpoint, the checkpoint is None: it is trained again from the start."""
+    """(the checkpoint to resume, its run directory). When 'last' was stopped before its first checkpoint, the
+    checkpoint is None: the run is trained again from the start, with its config.yaml."""
     run = newest_run(runs_dir) if ckpt_path == "last" else None
     if run is None or (run / "checkpoints" / "last.ckpt").is_file():
         path = find_checkpoint(ckpt_path, runs_dir, flag="--ckpt_path")
-        return path, path.resolve().parent.parent
+        return path, path.resolve().parents[1]
     if not (run / "config.yaml").is_file():
         raise UserError(
             f"--ckpt_path last: the newest run, {run}, was stopped while starting, before it saved its config.yaml: "

@@ -1,5 +1,5 @@
-"""Weights & Biases: online or offline (never a prompt or a hang), the same W&B run across resumes, and what a run
-records there besides its metrics: the resolved config and the data's provenance."""
+"""Weights & Biases: online or offline (never a prompt or a hang), one W&B run across resumes, and the resolved
+config and the data's provenance recorded in it."""
 
 import json
 import netrc
@@ -14,22 +14,19 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-# W&B may never hold up training for longer than these: the reachability probe of --wandb.mode auto, and
-# wandb.init of an online run (after which the run goes offline)
+# the longest W&B may hold up training: the reachability probe of --wandb.mode auto, and an online wandb.init
 PROBE_SECONDS, INIT_SECONDS = 3, 10
 
 
 def wandb_mode(requested: str) -> str:
-    """Online only when it can work: an API key and a reachable server; otherwise offline."""
+    """auto: online only when it can work, with an API key and a reachable server; otherwise offline."""
     if requested != "auto":
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
     try:
-        has_key = (
-            bool(os.environ.get("WANDB_API_KEY")) or netrc.netrc().authenticators(urlparse(url).hostname) is not None
-        )
+        has_key = bool(os.environ.get("WANDB_API_KEY")) or netrc.netrc().authenticators(urlparse(url).hostname)
     except (OSError, netrc.NetrcParseError, TypeError):
         has_key = False
     if not has_key:
@@ -44,11 +41,10 @@ def wandb_mode(requested: str) -> str:
 
 
 def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
-    """The W&B run of `run_dir`, started now (on the first process only): online within INIT_SECONDS or offline."""
+    """The W&B run of `run_dir`, started now on the first process: online within INIT_SECONDS, or offline."""
     mode = wandb_mode(cfg.mode)
     if cfg.log_model and mode != "online":
         print(f"note: --wandb.log_model: the run is {mode}, so no checkpoint is uploaded", file=sys.stderr)
-    log_model = cfg.log_model and mode == "online"
     if rank_zero_only.rank != 0:  # the other processes never log: Lightning gives them a dummy experiment
         return WandbLogger(project=cfg.project, id=wandb_id, mode=mode)
     import wandb
@@ -70,21 +66,22 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
             wandb.teardown()  # the service still holds the run id the failed init claimed
             mode = "offline"
     if run is None:
-        # W&B's process-wide settings follow WANDB_MODE: an offline run then sends W&B's own telemetry nowhere,
-        # instead of waiting on an unreachable server at exit (main restores the variable)
+        # W&B's process-wide settings follow WANDB_MODE: offline, its own telemetry then waits on no server at
+        # exit (main restores the variable)
         os.environ["WANDB_MODE"] = mode
         run = wandb.init(mode=mode, **init)
     # what WandbLogger does for a run it starts itself: metrics against Lightning's step
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
     run.define_metric("val/loss", summary="min,last")
-    return WandbLogger(experiment=run, log_model=log_model)
+    return WandbLogger(experiment=run, log_model=cfg.log_model and mode == "online")
 
 
 class WandbRun(L.Callback):
+    """Keeps the W&B run id in every checkpoint (a checkpoint moved away from its run still resumes the same W&B
+    run), and records the resolved config and the data's provenance in the W&B run."""
+
     def __init__(self, wandb_id: str, config: dict) -> None:
-        """Keeps the W&B run id in every checkpoint, so that a checkpoint taken away from its run directory still
-        resumes the same W&B run; and records the resolved config and the data's provenance in the W&B run."""
         self.wandb_id, self.config = wandb_id, config
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -103,4 +100,4 @@ class WandbRun(L.Callback):
         return {"wandb_id": self.wandb_id}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        pass  # the run in progress has its own run.json; the checkpoint's was read before it started
+        pass  # the run in progress has its own run.json; the checkpoint's id was read before it started

@@ -182,6 +182,13 @@ def test_every_shipped_config_parses_and_instantiates(workdir, config):
     cli.discard_run()  # (its W&B run and its run directory)
 
 
+def test_a_shipped_config_is_found_by_name_from_any_directory(workdir, words_file):
+    for args in (["--config", "smoke"], ["--config=smoke"]):
+        cli = BigramCLI(args=[*args, "--data.path", "words.txt"])
+        assert cli.config.max_epochs == 2 and cli.trainer.limit_train_batches == 5 and cli.config.logger == "csv"
+        cli.discard_run()
+
+
 def test_missing_data_file_is_one_line_and_leaves_nothing(workdir, train):
     code, out, err, summary = train("--data.path", "nope.txt")
     assert code == 2 and summary is None

@@ -54,7 +54,10 @@ FLAGS = {
     "bad-choice": (["--data.mode", "bogus"], ['"data.mode"', "Literal['pairs', 'counts']", "Got value: bogus"]),
     "bad-strategy": (["--strategy", "bogus"], ["strategy='bogus'", "see python train.py --help"]),
     "num-nodes-0": (["--num_nodes", "0"], ["num_nodes", "see python train.py --help"]),
-    "config-missing": (["--config", "nope.yaml"], ["--config nope.yaml: no such file"]),
+    "config-missing": (
+        ["--config", "nope.yaml"],
+        ["--config nope.yaml: no such file", "one of ddp, default, gpu, smoke"],
+    ),
     "config-not-yaml": (["--config", "broken.yaml"], ["--config broken.yaml: ", "line 3, column 1"]),
     "config-not-a-mapping": (["--config", "list.yaml"], ["--config list.yaml: ", "Unexpected config"]),
     "config-unknown-key": (["--config", "typo.yaml"], ["--config typo.yaml: ", "does not accept option 'lrr'"]),
