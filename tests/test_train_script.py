@@ -258,3 +258,34 @@ def test_two_nodes_under_torchrun_match_one_process(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["torchrun-two-nodes"]
     W = torch.load(tmp_path / "runs" / "torchrun-two-nodes" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (W["state_dict"]["W"] - one_process_W(tmp_path, 2 * batch)).abs().max().item() <= 1e-5
+
+
+def test_a_built_wheel_trains_from_any_directory(tmp_path):
+    """`pip install` of a wheel (not the checkout): bigram-train runs elsewhere with the configs it ships. The fresh
+    environment borrows this one's dependencies through a .pth file, so that nothing is downloaded."""
+    pytest.importorskip("setuptools")  # (the wheel is built without build isolation: offline)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist", str(REPO)]
+    subprocess.run(build, cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "env"], cwd=tmp_path, check=True)
+    bin_dir = tmp_path / "env" / ("Scripts" if os.name == "nt" else "bin")
+    site = subprocess.run([bin_dir / "python", "-c", "import site; print(site.getsitepackages()[0])"], text=True,
+                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    Path(site, "deps.pth").write_text("\n".join(deps) + "\n")
+    wheel = next((tmp_path / "dist").glob("bigram_lightning-*.whl"))
+    subprocess.run(
+        [bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", wheel], check=True, capture_output=True
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "words.txt").write_text("\n".join(["emma", "olivia", "ava", "isabella", "sophia"] * 40) + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"HOME": str(elsewhere)}
+    args = ["--config", "smoke", "--data.path", "words.txt", "--max_epochs", "1", "--quiet"]
+    proc = subprocess.run([bin_dir / "bigram-train", *args], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = summary_of(proc, elsewhere)
+    assert summary["epochs"] == 1 and Path(summary["last_ckpt"]).is_file()
+    where = [bin_dir / "python", "-c", "import bigram_lightning.cli as c; print(c.__file__, c.CONFIGS)"]
+    module, configs = subprocess.run(where, cwd=elsewhere, env=env, capture_output=True, text=True).stdout.split()
+    assert Path(module).is_relative_to(tmp_path / "env") and Path(configs, "gpu.yaml").is_file()
