@@ -213,7 +213,7 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # a key, but no server
     assert wandb_mode("auto") == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert wandb_mode("auto") == "disabled" and wandb_mode("online") == "online"
+    assert wandb_mode("auto") == "disabled" and wandb_mode("offline") == "offline"  # a flag given wins
 
 
 @pytest.mark.parametrize("precision", ["64-true", "bf16-mixed"])

@@ -94,6 +94,23 @@ def test_auto_mode_does_not_wait_on_a_server_that_never_answers(with_key, monkey
     assert wandb_mode("auto") == "offline"
 
 
+def test_forced_online_against_a_server_that_never_answers_costs_seconds(with_key, words_file, train, monkeypatch):
+    def seconds(*args: str) -> tuple[float, str]:
+        start = time.perf_counter()
+        code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", *WANDB, *args)
+        assert code == 0 and list(Path(summary["wandb_dir"]).glob(f"run-{summary['wandb_id']}.wandb")), err
+        return time.perf_counter() - start, err
+
+    offline, _ = seconds("--wandb.mode", "offline")
+    with socket.socket() as s:  # accepts connections (the kernel's backlog) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{s.getsockname()[1]}")
+        online, err = seconds("--wandb.mode", "online")
+    assert "did not answer" in err and "logging offline instead" in err
+    assert online < offline + 12, (online, offline)
+
+
 def test_a_bad_key_falls_back_to_offline_and_trains(with_key, words_file, train, monkeypatch):
     url, stop = serve(Unauthorized)
     monkeypatch.setenv("WANDB_BASE_URL", url)
