@@ -25,8 +25,11 @@ NEWLINE = 10  # words are joined by '\n' between the passes: a line break is nev
 
 
 def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def unreadable(path: Path, e: OSError) -> UserError:
@@ -126,7 +129,7 @@ def encode_file(path: Path, out: Path, max_word_len: int = MAX_WORD_LEN) -> dict
     for offset, block in blocks(path, max_word_len):
         counts = np.bincount(block_words(path, offset, block, max_word_len))
         seen[: len(counts)] += counts
-    n_tokens, n_words = 1 + int(seen.sum()), int(seen[NEWLINE])  # (the stream starts with a boundary)
+    n_tokens, n_words = 1 + int(seen.sum()), int(seen[NEWLINE])  # (1: the boundary that starts the stream)
     if n_words == 0:
         if path.stat().st_size in (0, len(BOM)) and path.read_bytes() in (b"", BOM):
             raise UserError(f"data file {path} is empty: put one word per line in it")
@@ -137,7 +140,7 @@ def encode_file(path: Path, out: Path, max_word_len: int = MAX_WORD_LEN) -> dict
     lut = np.zeros(len(seen), dtype=dtype)  # code point -> token id; '\n' -> 0, the boundary
     lut[chars] = np.arange(1, len(chars) + 1)
     with atomic_file(out) as f:
-        f.write(np.zeros(1, dtype=dtype).tobytes())
+        f.write(np.zeros(1, dtype=dtype).tobytes())  # the stream starts with a boundary
         for offset, block in blocks(path, max_word_len):
             f.write(lut[block_words(path, offset, block, max_word_len)].tobytes())
     return {
@@ -147,11 +150,11 @@ def encode_file(path: Path, out: Path, max_word_len: int = MAX_WORD_LEN) -> dict
     }  # fmt: skip
 
 
-def cache_paths(cache_dir: Path, sha256: str) -> tuple[Path, Path]:
-    return cache_dir / f"{sha256}.tokens", cache_dir / f"{sha256}.json"
+def cache_paths(cache_dir: str | Path, sha256: str) -> tuple[Path, Path]:
+    return Path(cache_dir) / f"{sha256}.tokens", Path(cache_dir) / f"{sha256}.json"
 
 
-def read_meta(cache_dir: Path, sha256: str) -> dict | None:
+def read_meta(cache_dir: str | Path, sha256: str) -> dict | None:
     """The cache entry's metadata, or None when there is no complete entry of the current format."""
     tokens, meta = cache_paths(cache_dir, sha256)
     try:
@@ -176,9 +179,9 @@ def load_corpus(path: str, cache_dir: str, max_word_len: int = MAX_WORD_LEN) -> 
         sha256 = sha256_file(file)
     except OSError as e:  # a name too long, no permission, a directory on the way that may not be searched, …
         raise unreadable(file, e) from None
-    info = read_meta(Path(cache_dir), sha256)
+    info = read_meta(cache_dir, sha256)
     if info is None or info["max_word_len"] > max_word_len:
-        tokens, meta = cache_paths(Path(cache_dir), sha256)
+        tokens, meta = cache_paths(cache_dir, sha256)
         info = encode_file(file, tokens, max_word_len)  # (a cache that cannot be written: atomic_file's one line)
         # the token file is in place before its metadata, so a metadata file always describes a whole token file
         write_atomic(meta, json.dumps({**info, "source": str(file)}).encode())

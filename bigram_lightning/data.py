@@ -3,7 +3,6 @@
 import math
 import re
 import time
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -15,8 +14,6 @@ from bigram_lightning.corpus import DEFAULT_PATH, MAX_WORD_LEN, cache_paths, loa
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
-
-STAGES = ("train", "val", "test")
 
 
 def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed: int) -> dict[str, torch.Tensor]:
@@ -39,7 +36,7 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     streams = {}
-    for s, words in zip(STAGES, torch.split(perm, sizes(n))):
+    for s, words in zip(("train", "val", "test"), torch.split(perm, sizes(n))):
         stream = tokens.new_zeros(1 + int((bounds[words + 1] - bounds[words]).sum()))  # starts with a boundary
         pos = 1
         for chunk in torch.split(words, 1 << 20):  # a million words at a time: the index tensor stays small
@@ -53,8 +50,7 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
 
 
 def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
-    """Whether each word (token ids) occurs in a token stream as '.word.': a search of its bytes, so that no set of
-    the corpus's words is ever built."""
+    """Whether each word (token ids) occurs in the stream as '.word.', by a search of its bytes: no set of words."""
     hay, found = memoryview(stream.numpy()).cast("B"), []  # the stream's bytes, not a copy of them
     for ids in words:
         needle = re.compile(re.escape(torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()))
@@ -181,7 +177,7 @@ class BigramDataModule(L.LightningDataModule):
         if self.streams:
             return
         start = time.perf_counter()
-        tokens, _ = cache_paths(Path(self.hparams.cache_dir), self.hparams.data_sha256)
+        tokens, _ = cache_paths(self.hparams.cache_dir, self.hparams.data_sha256)
         # memory-mapped read-only: pages are read from disk as the splits are cut
         tokens = torch.from_file(str(tokens), size=self.info["tokens"], dtype=getattr(torch, self.info["dtype"]))
         self.streams = split_streams(tokens, self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
@@ -206,7 +202,7 @@ class BigramDataModule(L.LightningDataModule):
         return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])
 
     def loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
-        # batch_size=None: the sampler already yields whole batches (or the dataset is one), nothing to collate
+        # batch_size=None: the sampler yields whole batches (counts mode: one index a step, for the whole split)
         loader = ResumableLoader if shuffle else DataLoader  # shuffle: the training loader
         if self.hparams.mode == "counts":
             dataset = WholeSplit(self.counts[stage])
