@@ -87,7 +87,7 @@ def block_words(path: Path, offset: int, block: bytes, max_word_len: int) -> np.
     # the common case, one clean ASCII word per line (Windows line breaks too), is its own code points: no blank
     # line, no whitespace but the line breaks and no control character (all of them are <= ' ', but DEL): ~90 MB/s
     # here, where Python's text operations below manage ~11 MB/s
-    lines = block.replace(b"\r\n", b"\n")
+    lines = block.replace(b"\r\n", b"\n") if b"\r" in block else block  # (the test for '\r' is 20x faster)
     cps = np.frombuffer(lines, dtype=np.uint8)
     clean = lines.isascii() and lines[:1] != b"\n" and b"\n\n" not in lines and b"\x7f" not in lines
     if not clean or np.count_nonzero(cps <= 32) != lines.count(b"\n"):
