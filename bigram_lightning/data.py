@@ -10,12 +10,10 @@ import torch
 from jsonargparse.typing import OpenUnitInterval, PositiveInt
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bigram_lightning.corpus import DEFAULT_PATH, MAX_WORD_LEN, load_corpus, load_tokens
+from bigram_lightning.corpus import DEFAULT_PATH, MAX_WORD_LEN, cache_paths, load_corpus
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
-
-STAGES = ("train", "val", "test")
 
 
 def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed: int) -> dict[str, torch.Tensor]:
@@ -24,41 +22,35 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
     bounds = (tokens == 0).nonzero().squeeze(1)  # the boundaries: word k spans bounds[k]+1 .. bounds[k+1]
     n = len(bounds) - 1
 
-    def fills(n: int) -> bool:
-        return int(val_frac * n) > 0 and int(test_frac * n) > 0 and n - int(val_frac * n) - int(test_frac * n) > 0
+    def sizes(n: int) -> list[int]:
+        return [n - int(val_frac * n) - int(test_frac * n), int(val_frac * n), int(test_frac * n)]
 
-    if not fills(n):
+    if min(sizes(n)) <= 0:
         need = max(3, math.ceil(1 / min(val_frac, test_frac)) - 1)
-        while not fills(need):  # (the float rounding of int(frac * n) decides: a few steps at most)
+        while min(sizes(need)) <= 0:  # (the float rounding of int(frac * n) decides: a few steps at most)
             need += 1
         raise UserError(
             f"{n} word{'' if n == 1 else 's'} cannot fill train/val/test splits of "
             f"{1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac} (they need {need} words at least): use a longer "
             "word list or larger --data.val_frac/--data.test_frac"
         )
-    n_val, n_test = int(val_frac * n), int(test_frac * n)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    cuts = dict(zip(STAGES, torch.split(perm, [n - n_val - n_test, n_val, n_test])))
     streams = {}
-    for s, words in cuts.items():
-        starts = bounds[words] + 1
-        lengths = bounds[words + 1] + 1 - starts  # each word with the boundary after it
-        stream = torch.zeros(1 + int(lengths.sum()), dtype=tokens.dtype)  # starts with a boundary
+    for s, words in zip(("train", "val", "test"), torch.split(perm, sizes(n))):
+        stream = tokens.new_zeros(1 + int((bounds[words + 1] - bounds[words]).sum()))  # starts with a boundary
         pos = 1
-        for c in range(0, len(words), 1 << 20):  # a million words at a time: the index tensor stays small
-            st, ln = starts[c : c + (1 << 20)], lengths[c : c + (1 << 20)]
-            total = int(ln.sum())
-            # position j of the chunk's output reads tokens[j + (start of its word - where that word goes)]
-            idx = torch.arange(total) + torch.repeat_interleave(st - (ln.cumsum(0) - ln), ln)
-            stream[pos : pos + total] = tokens[idx]
-            pos += total
+        for chunk in torch.split(words, 1 << 20):  # a million words at a time: the index tensor stays small
+            lengths = bounds[chunk + 1] - bounds[chunk]  # each word with the boundary after it
+            # output position j reads tokens[j + shift]: shift = where its word starts - where that word goes
+            shift = torch.repeat_interleave(bounds[chunk] + 1 - (lengths.cumsum(0) - lengths), lengths)
+            stream[pos : pos + len(shift)] = tokens[torch.arange(len(shift)) + shift]
+            pos += len(shift)
         streams[s] = stream
     return streams
 
 
 def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
-    """Whether each word (token ids) occurs in a token stream as '.word.': a substring search over its bytes,
-    so that no set of the corpus's words is ever built."""
+    """Whether each word (token ids) occurs in the stream as '.word.', by a search of its bytes: no set of words."""
     hay, found = memoryview(stream.numpy()).cast("B"), []  # the stream's bytes, not a copy of them
     for ids in words:
         needle = re.compile(re.escape(torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()))
@@ -76,24 +68,32 @@ class PairBatches(Dataset):
     def __init__(self, stream: torch.Tensor) -> None:
         self.xs, self.ys = stream[:-1], stream[1:]
 
-    def __len__(self) -> int:
-        return len(self.xs)
-
     def __getitem__(self, item: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         idx, n_step = item
         return self.xs[idx], self.ys[idx], n_step
 
 
-class ResumableSampler(Sampler):
-    """Epochs that depend only on (seed, epoch), resumable mid-epoch: the loader's state_dict, in every checkpoint,
-    holds the batches handed out in the epoch, which Lightning fetches one at a time (no prefetching from a loader
-    with a length), so they are exactly the batches trained on; a resumed run skips them."""
+class WholeSplit(Dataset):
+    """Counts mode: every step's batch is every character and, as soft targets, the split's counts of what follows."""
 
-    def __init__(self, steps: int) -> None:
-        self.steps, self.epoch, self.batches, self.resume_at = steps, 0, 0, (-1, 0)
+    def __init__(self, N: torch.Tensor) -> None:
+        self.batch = (torch.arange(len(N)), N.float())
+
+    def __getitem__(self, item) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.batch
+
+
+class BatchIndexSampler(Sampler):
+    """(index tensor, pairs in the global batch) per step, in an order that depends only on (seed, epoch); each rank
+    takes its slice of every global batch. Resumable mid-epoch: the state_dict holds the batches handed out, which
+    Lightning fetches one at a time (no prefetching from a loader with a length): a resumed run skips them."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.step, self.shuffle, self.seed = n, batch_size * world_size, shuffle, seed
+        self.rank, self.world_size, self.epoch, self.batches, self.resume_at = rank, world_size, 0, 0, (-1, 0)
 
     def __len__(self) -> int:
-        return self.steps
+        return math.ceil(self.n / self.step)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batches = epoch, 0
@@ -105,36 +105,13 @@ class ResumableSampler(Sampler):
         self.resume_at = (int(state["epoch"]), int(state["batches"]))
 
     def __iter__(self):  # (a generator: it runs at the first batch, after Lightning's set_epoch)
-        epoch, batches = self.resume_at
-        self.resume_at, order = (-1, 0), self.order()
-        for i in range(batches if epoch == self.epoch else 0, self.steps):
-            self.batches = i + 1
-            yield self.batch(order, i)
-
-    def order(self):
-        return None
-
-    def batch(self, order, i: int):
-        return 0  # counts mode: the one whole-split batch at every step
-
-
-class BatchIndexSampler(ResumableSampler):
-    """(index tensor, pairs in the global batch) per step. The order depends only on (seed, epoch); each rank
-    takes its slice of every global batch (batch_size × world_size pairs)."""
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(math.ceil(n / (batch_size * world_size)))
-        self.n, self.step, self.shuffle, self.seed, self.rank, self.world_size = (
-            n, batch_size * world_size, shuffle, seed, rank, world_size
-        )  # fmt: skip
-
-    def order(self) -> torch.Tensor:
+        (epoch, batches), self.resume_at = self.resume_at, (-1, 0)
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-
-    def batch(self, order: torch.Tensor, i: int):
-        batch = order[i * self.step : (i + 1) * self.step]
-        return torch.tensor_split(batch, self.world_size)[self.rank], len(batch)
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        for i in range(batches if epoch == self.epoch else 0, len(self)):
+            self.batches = i + 1
+            batch = order[i * self.step : (i + 1) * self.step]
+            yield torch.tensor_split(batch, self.world_size)[self.rank], len(batch)
 
 
 class ResumableLoader(DataLoader):
@@ -200,10 +177,11 @@ class BigramDataModule(L.LightningDataModule):
         if self.streams:
             return
         start = time.perf_counter()
-        tokens = load_tokens(self.hparams.cache_dir, self.hparams.data_sha256, self.info)
+        tokens, _ = cache_paths(self.hparams.cache_dir, self.hparams.data_sha256)
+        # memory-mapped read-only: pages are read from disk as the splits are cut
+        tokens = torch.from_file(str(tokens), size=self.info["tokens"], dtype=getattr(torch, self.info["dtype"]))
         self.streams = split_streams(tokens, self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
-        for s in STAGES:
-            self.counts[s] = bigram_counts(self.streams[s][:-1], self.streams[s][1:], len(self.vocab))
+        self.counts = {s: bigram_counts(x[:-1], x[1:], len(self.vocab)) for s, x in self.streams.items()}
         self.seconds += time.perf_counter() - start
 
     def in_train(self, names: list[str]) -> list[bool]:
@@ -224,12 +202,11 @@ class BigramDataModule(L.LightningDataModule):
         return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])
 
     def loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
-        # batch_size=None: the sampler already yields whole batches (or the dataset is one), nothing to collate
+        # batch_size=None: the sampler yields whole batches (counts mode: one index a step, for the whole split)
         loader = ResumableLoader if shuffle else DataLoader  # shuffle: the training loader
         if self.hparams.mode == "counts":
-            # every character at once and, as soft targets, the counts of what follows it
-            dataset = [(torch.arange(len(self.vocab)), self.counts[stage].float())]
-            sampler = ResumableSampler(self.hparams.steps_per_epoch if shuffle else 1)
+            dataset = WholeSplit(self.counts[stage])
+            sampler = BatchIndexSampler(self.hparams.steps_per_epoch if shuffle else 1, 1, False, self.hparams.seed)
         else:
             rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
             dataset = PairBatches(self.streams[stage])

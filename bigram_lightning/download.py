@@ -20,12 +20,9 @@ TIMEOUT, RETRY_SECONDS = 5, 3600  # the longest wait for the download, and how l
 
 def census_first_names() -> list[str]:
     """US-census first names shipped by the optional `names` package (female then male, lowercased, once each)."""
-    words: dict[str, None] = {}
-    for name in ("dist.female.first", "dist.male.first"):
-        for line in (resources.files("names") / name).read_text(encoding="ascii").splitlines():
-            if line.strip():
-                words[line.split()[0].lower()] = None
-    return list(words)
+    files = [resources.files("names") / f"dist.{sex}.first" for sex in ("female", "male")]
+    lines = "\n".join(f.read_text(encoding="ascii") for f in files).splitlines()
+    return list(dict.fromkeys(line.split()[0].lower() for line in lines if line.strip()))
 
 
 def fetch_default(path: Path) -> Path:
@@ -35,10 +32,9 @@ def fetch_default(path: Path) -> Path:
     fallback = path.with_name(FALLBACK_NAME)
     if path.exists():
         return path
-    if fallback.exists() and time.time() - fallback.stat().st_mtime < RETRY_SECONDS:
-        minutes = (RETRY_SECONDS - time.time() + fallback.stat().st_mtime) / 60
+    if fallback.exists() and (age := time.time() - fallback.stat().st_mtime) < RETRY_SECONDS:
         print(f"note: training on the census names ({fallback}): names.txt could not be downloaded lately; the next "
-              f"try is in {minutes:.0f} min (delete {fallback} to try now), or put names.txt at {path}", file=sys.stderr)  # fmt: skip
+              f"try is in {(RETRY_SECONDS - age) / 60:.0f} min (delete {fallback} to try now), or put names.txt at {path}", file=sys.stderr)  # fmt: skip
         return fallback
     try:
         with urllib.request.urlopen(MAKEMORE_URL, timeout=TIMEOUT) as response:
@@ -59,11 +55,10 @@ def fetch_default(path: Path) -> Path:
             f"put names.txt at {path}, pass --data.path, or pip install names"
         ) from None
     write_atomic(fallback, ("\n".join(words) + "\n").encode())  # (anew: its time is the failure's)
-    bar = "!" * 100
     print(
-        f"{bar}\nWARNING: could not download makemore's names.txt ({why}).\n"
+        f"{'!' * 100}\nWARNING: could not download makemore's names.txt ({why}).\n"
         f"Training on {len(words)} US-census first names from the `names` package instead ({fallback}).\n"
-        f"Numbers will differ from the README's; put names.txt at {path} to match them.\n{bar}",
+        f"Numbers will differ from the README's; put names.txt at {path} to match them.\n{'!' * 100}",
         file=sys.stderr,
     )
     return fallback

@@ -10,10 +10,9 @@ from bigram_lightning.errors import UserError
 
 @contextlib.contextmanager
 def atomic_file(path: Path):
-    """A file object for `path` that becomes the file only when the block ends without an error: written to a
-    temporary file beside it, flushed to disk, then renamed. Readers, a process killed mid-write and a machine
-    that loses power see the old file or the whole new one, never a truncated one. Every writer uses it: the
-    token cache, checkpoints, config.yaml, run.json, summary.json and the download."""
+    """A file object for `path` that becomes the file only when the block ends without an error: written beside it,
+    flushed to disk, then renamed, so that readers, a killed process or a power cut see the old file or the whole
+    new one, never a truncated one."""
     path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

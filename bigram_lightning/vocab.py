@@ -14,16 +14,6 @@ class Vocab:
         self.itos = itos
         self.stoi = {ch: i for i, ch in enumerate(itos)}
 
-    @classmethod
-    def from_words(cls, words: list[str]) -> "Vocab":
-        bad = next((w for w in words if BOUNDARY in w), None)
-        if bad is not None:
-            raise UserError(
-                f"the word {bad!r} contains {BOUNDARY!r}, which this model reserves as the word boundary: "
-                f"remove or replace {BOUNDARY!r} in the data file"
-            )
-        return cls(BOUNDARY + "".join(sorted(set("".join(words)))))
-
     def __len__(self) -> int:
         return len(self.itos)
 

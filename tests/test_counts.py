@@ -1,11 +1,11 @@
 import torch
+from test_vocab import vocab_of
 
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
-from bigram_lightning.vocab import Vocab
 
 
 def test_count_model_nll_on_names(names_words):
-    vocab = Vocab.from_words(names_words)
+    vocab = vocab_of(names_words)
     stream = vocab.stream(names_words)
     N = bigram_counts(stream[:-1], stream[1:], len(vocab))
     assert N.sum() == 228146
@@ -18,7 +18,7 @@ def test_count_model_nll_on_names(names_words):
 
 def test_no_W_beats_the_counts(names_words):
     """The unsmoothed count model is the maximum-likelihood optimum: W = log P attains it, perturbations lose."""
-    vocab = Vocab.from_words(names_words)
+    vocab = vocab_of(names_words)
     stream = vocab.stream(names_words)
     N = bigram_counts(stream[:-1], stream[1:], len(vocab))
     best = nll_from_counts(count_logprobs(N, smoothing=0), N)

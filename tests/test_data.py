@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_vocab import vocab_of
 
 from bigram_lightning import corpus
 from bigram_lightning import download as data_module
@@ -11,7 +12,6 @@ from bigram_lightning.cli import BigramCLI
 from bigram_lightning.data import BatchIndexSampler, BigramDataModule, PairBatches
 from bigram_lightning.download import FALLBACK_NAME, MAKEMORE_SHA256, census_first_names
 from bigram_lightning.errors import UserError
-from bigram_lightning.vocab import Vocab
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def test_encoder_gives_the_word_lists_stream(tmp_path, text):
     words = read_words(path)
     info = corpus.encode_file(path, tmp_path / "w.tokens")
     stream = torch.from_file(str(tmp_path / "w.tokens"), size=info["tokens"], dtype=torch.uint8)
-    vocab = Vocab.from_words(words)
+    vocab = vocab_of(words)
     assert info["vocab"] == vocab.itos and info["words"] == len(words)
     assert torch.equal(stream.long(), vocab.stream(words))
 
@@ -93,7 +93,7 @@ def test_encoder_blocks_cut_between_lines(tmp_path, names_txt, names_words, monk
     monkeypatch.setattr(corpus, "BLOCK", 1000)  # hundreds of blocks, lines cut at every block edge
     info = corpus.encode_file(names_txt, tmp_path / "n.tokens")
     stream = torch.from_file(str(tmp_path / "n.tokens"), size=info["tokens"], dtype=torch.uint8)
-    assert torch.equal(stream.long(), Vocab.from_words(names_words).stream(names_words))
+    assert torch.equal(stream.long(), vocab_of(names_words).stream(names_words))
 
 
 def test_cache_is_reused_while_the_file_is_unchanged_and_rebuilt_after(tmp_path, cache_dir, monkeypatch):
@@ -279,7 +279,7 @@ def test_text_as_people_save_it(tmp_path, raw, words):
     path = tmp_path / "w.txt"
     path.write_bytes(raw)
     info = corpus.encode_file(path, tmp_path / "w.tokens")
-    vocab = Vocab.from_words(words)
+    vocab = vocab_of(words)
     stream = torch.from_file(str(tmp_path / "w.tokens"), size=info["tokens"], dtype=torch.uint8)
     assert info["vocab"] == vocab.itos and "\ufeff" not in info["vocab"]
     assert torch.equal(stream.long(), vocab.stream(words))

@@ -17,7 +17,7 @@ import torch
 
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO
 from bigram_lightning.cli import main
-from bigram_lightning.data import BatchIndexSampler, BigramDataModule, ResumableSampler
+from bigram_lightning.data import BatchIndexSampler, BigramDataModule
 from bigram_lightning.errors import UserError
 from bigram_lightning.model import BigramLM
 from bigram_lightning.runs import find_checkpoint
@@ -235,7 +235,7 @@ def test_sampler_resumes_with_the_next_batch_on_every_rank(world_size):
             resumed.load_state_dict(state)
             resumed.set_epoch(2)  # a checkpoint of an epoch's end: the next epoch is whole
             assert len(list(resumed)) == len(expected)
-    counts = ResumableSampler(10)  # counts mode: the same batch, 10 steps an epoch
+    counts = BatchIndexSampler(10, 1, shuffle=False, seed=0)  # counts mode: the same batch, 10 steps an epoch
     counts.load_state_dict({"epoch": 0, "batches": 7})
     assert len(list(counts)) == 3 and counts.state_dict() == {"epoch": 0, "batches": 10}
 

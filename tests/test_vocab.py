@@ -1,8 +1,14 @@
 import pytest
 import torch
 
+from bigram_lightning import corpus
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
+
+
+def vocab_of(words: list[str]) -> Vocab:
+    """The notebooks' vocabulary: '.' then the words' characters, sorted."""
+    return Vocab("." + "".join(sorted(set("".join(words)))))
 
 
 def notebook_pairs(words, stoi):
@@ -16,13 +22,13 @@ def notebook_pairs(words, stoi):
 
 
 def test_names_vocab_is_the_notebooks(names_words):
-    vocab = Vocab.from_words(names_words)
+    vocab = vocab_of(names_words)
     assert vocab.stoi == {".": 0, **{chr(ord("a") + i): i + 1 for i in range(26)}}
     assert len(vocab) == 27
 
 
 def test_stream_gives_the_notebooks_pairs(names_words):
-    vocab = Vocab.from_words(names_words)
+    vocab = vocab_of(names_words)
     stream = vocab.stream(names_words)
     xs, ys = notebook_pairs(names_words, vocab.stoi)
     assert len(stream) - 1 == len(xs) == 228146
@@ -31,7 +37,7 @@ def test_stream_gives_the_notebooks_pairs(names_words):
 
 def test_unicode_words_encode_and_decode():
     words = ["zoë", "józef", "anna"]
-    vocab = Vocab.from_words(words)
+    vocab = vocab_of(words)
     assert vocab.itos == ".aefjnozëó"
     ids = vocab.encode("zoë")
     assert vocab.decode(ids.tolist()) == "zoë"
@@ -40,12 +46,14 @@ def test_unicode_words_encode_and_decode():
     assert torch.equal(stream[:-1], xs) and torch.equal(stream[1:], ys)
 
 
-def test_boundary_in_a_word_is_refused():
-    with pytest.raises(UserError, match="'st.john' contains '.'"):
-        Vocab.from_words(["anna", "st.john"])
+def test_boundary_in_a_word_is_refused(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("anna\nst.john\n")
+    with pytest.raises(UserError, match="'st.john' on line 2 of data file .* contains '.'"):
+        corpus.encode_file(path, tmp_path / "w.tokens")
 
 
 def test_unknown_characters_are_named():
-    vocab = Vocab.from_words(["abc"])
+    vocab = vocab_of(["abc"])
     with pytest.raises(UserError, match="'xz' are not in the vocabulary"):
         vocab.encode("abzx")
