@@ -1,6 +1,7 @@
 """The LightningDataModule: the token stream split by word into train/val/test, and batches of bigram pairs."""
 
 import math
+import os
 import re
 import time
 from typing import Literal
@@ -59,6 +60,14 @@ def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
             match = needle.search(hay, match.start() + 1)
         found.append(match is not None)
     return found
+
+
+def physical_memory() -> float:
+    """Bytes of memory this machine has (POSIX; elsewhere unbounded: the check is skipped)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return math.inf
 
 
 class PairBatches(Dataset):
@@ -168,6 +177,14 @@ class BigramDataModule(L.LightningDataModule):
         start = time.perf_counter()
         file, sha256, self.info = load_corpus(path, cache_dir, max_word_len)
         self.vocab = Vocab(self.info["vocab"])
+        V, memory = len(self.vocab), physical_memory()
+        need = 36 * V * V  # float32 W, its gradient and momentum (12·V² bytes); int64 V×V counts of 3 splits (24·V²)
+        if need > memory:
+            raise UserError(
+                f"data file {file} has {V} distinct characters: a V×V model needs about {need / 1e9:.1f} GB (W, its "
+                f"gradient and momentum, the splits' bigram counts), more than this machine's {memory / 1e9:.1f} GB: "
+                "use a word list with fewer distinct characters"
+            )
         abspath = str(file.resolve())  # for the tools, run from any directory
         self.hparams.update(data_file=str(file), data_abspath=abspath, data_sha256=sha256, vocab=self.vocab.itos)
         self.streams, self.counts = {}, {}  # per split: its token stream, its V×V bigram counts

@@ -275,6 +275,17 @@ def test_hostile_data_is_refused_in_one_line(workdir, train, monkeypatch, case):
     assert summary is None
 
 
+def test_a_vocabulary_too_large_for_memory_is_refused_up_front(workdir, train, monkeypatch):
+    from bigram_lightning import data
+
+    monkeypatch.setattr(data, "physical_memory", lambda: 1e9)  # 1 GB: V = 6,001 needs 36·V² bytes, 1.3 GB
+    chars = [chr(0x4E00 + i) for i in range(6000)]  # CJK ideographs, as a Chinese word list has them
+    (workdir / "cjk.txt").write_text("\n".join("".join(chars[i : i + 3]) for i in range(0, 6000, 3)) + "\n")
+    code, out, err, _ = train("--data.path", "cjk.txt", "--max_epochs", "1")
+    words = ["data file cjk.txt has 6001 distinct characters", "about 1.3 GB", "1.0 GB", "fewer distinct characters"]
+    assert_refused(workdir, code, out, err, words)
+
+
 def test_a_cache_made_under_a_larger_limit_does_not_let_a_long_word_through(workdir, train):
     (workdir / "w.txt").write_text("\n".join(NAMES[:10] + ["a" * 1500] + NAMES[10:]) + "\n")
     code, _, err, _ = train(
