@@ -40,6 +40,7 @@ FLAGS = {
     "runs_dir": (str, "runs", "where each run gets its own directory"),
     "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv in the run "
                "directory) or none"),
+    "pictures": (bool, True, "draw the bigram grid and the loss curve into the run directory at the end"),
     "wandb.project": (str, "bigram-lightning", "W&B project"),
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online when W&B has an API key "
                    "and is reachable, else offline (sync later)"),
@@ -167,10 +168,11 @@ class BigramCLI(LightningCLI):
         info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
         losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
         callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
-                     cb.StopOnDivergence(), losses, cb.DrawPictures(losses), cb.PhaseClock(),
+                     cb.StopOnDivergence(), losses, cb.PhaseClock(),
                      *checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)]  # fmt: skip
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []
+        callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
         plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":

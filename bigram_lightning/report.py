@@ -19,9 +19,11 @@ def report(cli, tested: dict, start: float) -> int:
     """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
     which the model now holds."""
     trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.trainer.checkpoint_callback
-    clock, pictures = (next(c for c in trainer.callbacks if isinstance(c, t)) for t in (PhaseClock, DrawPictures))
+    clock, pictures = (
+        next((c for c in trainer.callbacks if isinstance(c, t)), None) for t in (PhaseClock, DrawPictures)
+    )
     phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
-    phases |= {"pictures": pictures.seconds, "logger_finish": 0.0}
+    phases |= {"pictures": pictures.seconds if pictures else 0.0, "logger_finish": 0.0}
     summary = {
         "train_loss": dm.net_nll(cli.model.W, "train"),  # exactly, from the split's bigram counts (O(V²))
         "train_count_nll": dm.count_nll("train"),
@@ -39,7 +41,7 @@ def report(cli, tested: dict, start: float) -> int:
         "run_dir": str(run_dir),
         "wandb_dir": None,
         "wandb_id": None,
-        "pictures": [str(p) for p in pictures.paths],
+        "pictures": [str(p) for p in pictures.paths] if pictures else [],
     }
     # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far training
     # has to go; val above train is what the net does not carry over (on a sparse corpus: overfitting)
@@ -77,7 +79,7 @@ def report(cli, tested: dict, start: float) -> int:
         print(f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
               "--model.reg (e.g. 0.01)")  # fmt: skip
     print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
-    print(f"pictures: {' '.join(summary['pictures'])}\nsummary: {path}")
+    print(f"pictures: {' '.join(summary['pictures']) or 'none (--pictures false)'}\nsummary: {path}")
     return 0
 
 

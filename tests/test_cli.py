@@ -182,6 +182,13 @@ def test_every_shipped_config_parses_and_instantiates(workdir, config):
     cli.discard_run()  # (its W&B run and its run directory)
 
 
+def test_pictures_false_draws_nothing(workdir, words_file, train):
+    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--pictures", "false")
+    assert code == 0, err
+    assert summary["pictures"] == [] and summary["phases"]["pictures"] == 0.0 and "pictures: none" in out
+    assert not list(Path(summary["run_dir"]).glob("*.png"))
+
+
 def test_a_shipped_config_is_found_by_name_from_any_directory(workdir, words_file):
     for args in (["--config", "smoke"], ["--config=smoke"]):
         cli = BigramCLI(args=[*args, "--data.path", "words.txt"])
