@@ -1,5 +1,5 @@
-"""What happens around the training step: sampled names, the count model's NLL, the loss history and the
-pictures, the divergence stop, and the progress bar."""
+"""Around the training step: sampled names, the count model's NLL, the divergence stop, the loss history, the
+pictures, the phases' seconds and the progress bar."""
 
 import math
 import os
@@ -17,9 +17,7 @@ from bigram_lightning.sample import decode, sample
 
 
 def epoch_step(trainer: L.Trainer) -> int:
-    """The step Lightning logs an epoch's end at (its last batch's): what is logged beside val/loss uses it too,
-    so the steps W&B sees never go back."""
-    return max(trainer.global_step - 1, 0)
+    return max(trainer.global_step - 1, 0)  # where Lightning logs val/loss: the steps W&B sees never go back
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
@@ -65,10 +63,10 @@ class CountBaseline(L.Callback):
     """Logs `val/count_nll` and `test/count_nll`: the +1-smoothed count model of the training split."""
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("val/count_nll", trainer.datamodule.count_nll("val"), sync_dist=True)
+        stage = "test" if trainer.testing else "val"
+        pl_module.log(f"{stage}/count_nll", trainer.datamodule.count_nll(stage), sync_dist=True)
 
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
+    on_test_epoch_end = on_validation_epoch_end
 
 
 class StopOnDivergence(L.Callback):
@@ -77,15 +75,13 @@ class StopOnDivergence(L.Callback):
     above the uniform model's log V long before anything overflows. (Lightning's EarlyStopping checks only at
     epoch ends, after which checkpoints are still saved, and exits 0.)"""
 
-    def __init__(self, factor: float = 100) -> None:
-        self.factor = factor  # a randomly initialised W starts near 1× log V, and no working run climbs far above
+    factor = 100  # a randomly initialised W starts near 1× log V, and no working run climbs far above
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         # reading the loss on the host is free on a lone CPU, so every step there; on a GPU or across devices the
         # check rides on the logging steps, which read the loss anyway
-        if (pl_module.device.type == "cpu" and trainer.world_size == 1) or (
-            trainer.global_step % trainer.log_every_n_steps == 0
-        ):
+        every = 1 if pl_module.device.type == "cpu" and trainer.world_size == 1 else trainer.log_every_n_steps
+        if trainer.global_step % every == 0:
             self.check(trainer, pl_module, outputs["nll"].item(), "the loss")
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
@@ -156,8 +152,7 @@ class DrawPictures(L.Callback):
     """When training ends: the bigram grid and the loss curve, drawn into the run directory and logged to W&B."""
 
     def __init__(self, losses: LossHistory) -> None:
-        self.losses, self.seconds = losses, 0.0
-        self.paths: list[Path] = []
+        self.losses, self.paths, self.seconds = losses, [], 0.0
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -175,22 +170,18 @@ class DrawPictures(L.Callback):
         self.seconds = time.perf_counter() - start
 
 
-def process_start() -> float:
-    """When this process started (Linux's /proc; elsewhere: now, so start-up counts from here)."""
-    try:
-        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
-        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
-
-
 class PhaseClock(L.Callback):
     """Where a run's time goes, for summary.json: start-up (process start to the first training step), training
     (then to its end, validation included), test, and the pictures (DrawPictures times itself)."""
 
     def __init__(self) -> None:
-        self.start, self.phases, self.mark = process_start(), {}, 0.0
+        self.phases, self.mark = {}, 0.0
+        try:  # when this process started (Linux's /proc; elsewhere: now, so start-up counts from here)
+            ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+            boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+            self.start = boot + ticks / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, StopIteration):
+            self.start = time.time()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if "startup" not in self.phases:

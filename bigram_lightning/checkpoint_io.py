@@ -50,14 +50,14 @@ class LastCheckpoint(Checkpoint):
             self.saved_at = trainer.global_step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Ctrl-C stops at the end of the step, as Lightning does for SIGTERM (a second one stops at once)
+        # Ctrl-C stops at the end of the step, as Lightning does for SIGTERM (a second one stops at once). The
+        # Trainer puts back every signal's previous handler when it tears down, after an exception too
         if threading.current_thread() is threading.main_thread():
-            self.sigint = signal.signal(signal.SIGINT, self.stop_after_this_step)
+            signal.signal(signal.SIGINT, self.stop_after_this_step)
 
     def stop_after_this_step(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
         self.signum = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.received_sigterm:
@@ -70,14 +70,6 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(self, "sigint", None) is not None:
-            signal.signal(signal.SIGINT, self.sigint)  # after training, Ctrl-C is Python's again
-            self.sigint = None
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.on_train_end(trainer, pl_module)
 
 
 def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[Checkpoint]:
