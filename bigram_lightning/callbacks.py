@@ -1,5 +1,4 @@
-"""Around the training step: sampled names, the count model's NLL, the divergence stop, the loss history, the
-pictures, the phases' seconds and the progress bar."""
+"""Around the training step: samples, the count model's NLL, the divergence stop, the losses, pictures and timing."""
 
 import math
 import os
@@ -70,10 +69,9 @@ class CountBaseline(L.Callback):
 
 
 class StopOnDivergence(L.Callback):
-    """Stops the run at a non-finite or exploded training loss, before a checkpoint can store the wreck. The
-    log-softmax loss stays finite for any finite W, so a far too large --model.lr shows itself as a loss far
-    above the uniform model's log V long before anything overflows. (Lightning's EarlyStopping checks only at
-    epoch ends, after which checkpoints are still saved, and exits 0.)"""
+    """Stops the run at a non-finite or exploded loss, before a checkpoint stores the wreck: a far too large lr shows
+    as a loss far above the uniform model's log V long before anything overflows. (EarlyStopping waits for the
+    epoch's end, whose checkpoints are still saved, and exits 0.)"""
 
     factor = 100  # a randomly initialised W starts near 1× log V, and no working run climbs far above
 
@@ -103,9 +101,8 @@ class StopOnDivergence(L.Callback):
 
 
 class LossHistory(L.Callback):
-    """The exact train and val NLL of W after every epoch (epoch 0: the random initialisation) beside the count
-    model's, kept in every checkpoint, so that a resumed run's curve starts at epoch 0 and `bigram-plot` can draw
-    it; on W&B, val/loss against val/count_nll as one chart."""
+    """The exact train and val NLL of W after every epoch (0: the random W) beside the count model's, kept in every
+    checkpoint so that a resumed run's curve starts at epoch 0; on W&B, val/loss against val/count_nll."""
 
     def __init__(self, verbose: bool = False) -> None:
         self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}
@@ -133,12 +130,10 @@ class LossHistory(L.Callback):
         for logger in wandb_loggers(trainer):
             import wandb  # only with a WandbLogger, which has imported it already
 
-            chart = wandb.plot.line_series(
-                xs=[r["epoch"] for r in self.history],
-                ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
-                keys=["val/loss (net)", "val/count_nll (count model, +1)"],
-                title="val/loss against val/count_nll", xname="epochs trained",
-            )  # fmt: skip
+            epochs, net, count = ([r[k] for r in self.history] for k in ("epoch", "val_nll", "val_count_nll"))
+            keys = ["val/loss (net)", "val/count_nll (count model, +1)"]
+            title = "val/loss against val/count_nll"
+            chart = wandb.plot.line_series(xs=epochs, ys=[net, count], keys=keys, title=title, xname="epochs trained")
             logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
@@ -171,8 +166,7 @@ class DrawPictures(L.Callback):
 
 
 class PhaseClock(L.Callback):
-    """Where a run's time goes, for summary.json: start-up (process start to the first training step), training
-    (then to its end, validation included), test, and the pictures (DrawPictures times itself)."""
+    """summary.json's phases: start-up (to the first training step), training (validation included), and test."""
 
     def __init__(self) -> None:
         self.phases, self.mark = {}, 0.0
@@ -199,8 +193,7 @@ class PhaseClock(L.Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's progress bar showing the loss and the perplexity exp(loss) of the last step and of the last
-    validation, instead of every logged key."""
+    """The last step's and the last validation's loss and perplexity exp(loss), instead of every logged key."""
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         shown = {}

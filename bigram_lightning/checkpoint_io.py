@@ -1,5 +1,4 @@
-"""Checkpoints that survive a crash: last.ckpt at every epoch's end and every N steps, each written whole or not
-at all, and loaded without running code; best.ckpt at the lowest val/loss."""
+"""Checkpoints written whole or not at all and loaded without running code: last.ckpt and best.ckpt."""
 
 import io
 import signal
@@ -17,9 +16,8 @@ from bigram_lightning.files import write_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's TorchCheckpointIO, but a checkpoint goes to a temporary file beside its target, fsynced, then
-    renamed over it: a kill or a power cut during a save leaves the previous checkpoint, never a truncated one.
-    Loading uses weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code."""
+    """A kill or a power cut during a save leaves the previous checkpoint (files.atomic_file), never a truncated one;
+    loading uses weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
         buffer = io.BytesIO()
@@ -35,11 +33,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """checkpoints/last.ckpt: the run's latest state, at the end of every epoch, every N training steps, and at
-    SIGTERM or SIGINT (Ctrl-C): the step's state is saved, then the run stops (errors.Stopped). A Checkpoint
-    callback, so that Lightning calls it after the model's and the other callbacks' epoch-end hooks (and after
-    best.ckpt): it holds their new state. An epoch's last step is left to the epoch's end, which comes after
-    validation: a checkpoint before it would resume in the next epoch and never run them."""
+    """last.ckpt at every epoch's end, every N steps, and at SIGTERM or SIGINT (then errors.Stopped). A Checkpoint
+    callback: Lightning calls it after the other epoch-end hooks, so it holds their new state. An epoch's last
+    step is saved at the epoch's end, after validation, which a resumed run would otherwise skip."""
 
     def __init__(self, path: Path, every_n_train_steps: int = 0) -> None:
         self.path, self.every, self.saved_at, self.signum = path, every_n_train_steps, -1, None

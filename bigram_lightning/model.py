@@ -82,7 +82,7 @@ class BigramLM(L.LightningModule):
     def validation_step(self, batch: tuple, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._shared_step(batch, "val")
 
-    test_step = validation_step
+    test_step = validation_step  # (the same NLL: self.nll holds the split being evaluated)
 
     def on_train_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum")  # over every device
