@@ -19,10 +19,6 @@ def epoch_step(trainer: L.Trainer) -> int:
     return max(trainer.global_step - 1, 0)  # where Lightning logs val/loss: the steps W&B sees never go back
 
 
-def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)] if trainer.is_global_zero else []
-
-
 class SampleNames(L.Callback):
     def __init__(
         self, num: NonNegativeInt = 10, max_len: PositiveInt = 30, seed: int = 2147483647, verbose: bool = True
@@ -48,8 +44,9 @@ class SampleNames(L.Callback):
         if self.verbose:
             pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
-        for logger in wandb_loggers(trainer):
-            logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=epoch_step(trainer))
+        if isinstance(trainer.logger, WandbLogger):  # (the CLI gives a run one logger; it logs on rank 0 only)
+            columns = ["epoch", "name", "new"]
+            trainer.logger.log_table("samples", columns=columns, data=self.rows, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}
@@ -127,14 +124,14 @@ class LossHistory(L.Callback):
             r = self.history[-1]
             print(f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
                   f"model {r['val_count_nll']:.4f})", flush=True)  # fmt: skip
-        for logger in wandb_loggers(trainer):
+        if isinstance(trainer.logger, WandbLogger):
             import wandb  # only with a WandbLogger, which has imported it already
 
             epochs, net, count = ([r[k] for r in self.history] for k in ("epoch", "val_nll", "val_count_nll"))
             keys = ["val/loss (net)", "val/count_nll (count model, +1)"]
             title = "val/loss against val/count_nll"
             chart = wandb.plot.line_series(xs=epochs, ys=[net, count], keys=keys, title=title, xname="epochs trained")
-            logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
+            trainer.logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"history": self.history}
@@ -159,9 +156,9 @@ class DrawPictures(L.Callback):
         # without a text per cell: ~0.2 s, where the notebooks' annotated grid takes ~1.5 s (bigram-plot draws it)
         W, counts, history = pl_module.W, dm.counts["train"], self.losses.history
         self.paths = draw_pictures(W, counts, history, dm.vocab, run_dir, run_dir.name, labels=False)
-        for logger in wandb_loggers(trainer):
+        if isinstance(trainer.logger, WandbLogger):
             for path in self.paths:
-                logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+                trainer.logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
         self.seconds = time.perf_counter() - start
 
 
