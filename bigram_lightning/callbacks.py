@@ -1,5 +1,4 @@
-"""What happens around the training step: sampled names, the count model's NLL, the loss history and the
-pictures, the divergence stop, and the progress bar."""
+"""Around the training step: samples, the count model's NLL, the divergence stop, the losses, pictures and timing."""
 
 import math
 import os
@@ -17,13 +16,7 @@ from bigram_lightning.sample import decode, sample
 
 
 def epoch_step(trainer: L.Trainer) -> int:
-    """The step Lightning logs an epoch's end at (its last batch's): what is logged beside val/loss uses it too,
-    so the steps W&B sees never go back."""
-    return max(trainer.global_step - 1, 0)
-
-
-def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)] if trainer.is_global_zero else []
+    return max(trainer.global_step - 1, 0)  # where Lightning logs val/loss: the steps W&B sees never go back
 
 
 class SampleNames(L.Callback):
@@ -51,8 +44,9 @@ class SampleNames(L.Callback):
         if self.verbose:
             pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
         self.rows += [[epoch, name, is_new] for name, is_new in zip(names, new)]
-        for logger in wandb_loggers(trainer):
-            logger.log_table("samples", columns=["epoch", "name", "new"], data=self.rows, step=epoch_step(trainer))
+        if isinstance(trainer.logger, WandbLogger):  # (the CLI gives a run one logger; it logs on rank 0 only)
+            columns = ["epoch", "name", "new"]
+            trainer.logger.log_table("samples", columns=columns, data=self.rows, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}
@@ -65,27 +59,24 @@ class CountBaseline(L.Callback):
     """Logs `val/count_nll` and `test/count_nll`: the +1-smoothed count model of the training split."""
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("val/count_nll", trainer.datamodule.count_nll("val"), sync_dist=True)
+        stage = "test" if trainer.testing else "val"
+        pl_module.log(f"{stage}/count_nll", trainer.datamodule.count_nll(stage), sync_dist=True)
 
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("test/count_nll", trainer.datamodule.count_nll("test"), sync_dist=True)
+    on_test_epoch_end = on_validation_epoch_end
 
 
 class StopOnDivergence(L.Callback):
-    """Stops the run at a non-finite or exploded training loss, before a checkpoint can store the wreck. The
-    log-softmax loss stays finite for any finite W, so a far too large --model.lr shows itself as a loss far
-    above the uniform model's log V long before anything overflows. (Lightning's EarlyStopping checks only at
-    epoch ends, after which checkpoints are still saved, and exits 0.)"""
+    """Stops the run at a non-finite or exploded loss, before a checkpoint stores the wreck: a far too large lr shows
+    as a loss far above the uniform model's log V long before anything overflows. (EarlyStopping waits for the
+    epoch's end, whose checkpoints are still saved, and exits 0.)"""
 
-    def __init__(self, factor: float = 100) -> None:
-        self.factor = factor  # a randomly initialised W starts near 1× log V, and no working run climbs far above
+    factor = 100  # a randomly initialised W starts near 1× log V, and no working run climbs far above
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         # reading the loss on the host is free on a lone CPU, so every step there; on a GPU or across devices the
         # check rides on the logging steps, which read the loss anyway
-        if (pl_module.device.type == "cpu" and trainer.world_size == 1) or (
-            trainer.global_step % trainer.log_every_n_steps == 0
-        ):
+        every = 1 if pl_module.device.type == "cpu" and trainer.world_size == 1 else trainer.log_every_n_steps
+        if trainer.global_step % every == 0:
             self.check(trainer, pl_module, outputs["nll"].item(), "the loss")
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
@@ -107,9 +98,8 @@ class StopOnDivergence(L.Callback):
 
 
 class LossHistory(L.Callback):
-    """The exact train and val NLL of W after every epoch (epoch 0: the random initialisation) beside the count
-    model's, kept in every checkpoint, so that a resumed run's curve starts at epoch 0 and `bigram-plot` can draw
-    it; on W&B, val/loss against val/count_nll as one chart."""
+    """The exact train and val NLL of W after every epoch (0: the random W) beside the count model's, kept in every
+    checkpoint so that a resumed run's curve starts at epoch 0; on W&B, val/loss against val/count_nll."""
 
     def __init__(self, verbose: bool = False) -> None:
         self.history: list[dict] = []  # {epoch, train_nll, val_nll, val_count_nll}
@@ -134,16 +124,14 @@ class LossHistory(L.Callback):
             r = self.history[-1]
             print(f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
                   f"model {r['val_count_nll']:.4f})", flush=True)  # fmt: skip
-        for logger in wandb_loggers(trainer):
+        if isinstance(trainer.logger, WandbLogger):
             import wandb  # only with a WandbLogger, which has imported it already
 
-            chart = wandb.plot.line_series(
-                xs=[r["epoch"] for r in self.history],
-                ys=[[r["val_nll"] for r in self.history], [r["val_count_nll"] for r in self.history]],
-                keys=["val/loss (net)", "val/count_nll (count model, +1)"],
-                title="val/loss against val/count_nll", xname="epochs trained",
-            )  # fmt: skip
-            logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
+            epochs, net, count = ([r[k] for r in self.history] for k in ("epoch", "val_nll", "val_count_nll"))
+            keys = ["val/loss (net)", "val/count_nll (count model, +1)"]
+            title = "val/loss against val/count_nll"
+            chart = wandb.plot.line_series(xs=epochs, ys=[net, count], keys=keys, title=title, xname="epochs trained")
+            trainer.logger.log_metrics({"charts/val_loss_vs_count_nll": chart}, step=epoch_step(trainer))
 
     def state_dict(self) -> dict:
         return {"history": self.history}
@@ -156,8 +144,7 @@ class DrawPictures(L.Callback):
     """When training ends: the bigram grid and the loss curve, drawn into the run directory and logged to W&B."""
 
     def __init__(self, losses: LossHistory) -> None:
-        self.losses, self.seconds = losses, 0.0
-        self.paths: list[Path] = []
+        self.losses, self.paths, self.seconds = losses, [], 0.0
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -169,28 +156,23 @@ class DrawPictures(L.Callback):
         # without a text per cell: ~0.2 s, where the notebooks' annotated grid takes ~1.5 s (bigram-plot draws it)
         W, counts, history = pl_module.W, dm.counts["train"], self.losses.history
         self.paths = draw_pictures(W, counts, history, dm.vocab, run_dir, run_dir.name, labels=False)
-        for logger in wandb_loggers(trainer):
+        if isinstance(trainer.logger, WandbLogger):
             for path in self.paths:
-                logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+                trainer.logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
         self.seconds = time.perf_counter() - start
 
 
-def process_start() -> float:
-    """When this process started (Linux's /proc; elsewhere: now, so start-up counts from here)."""
-    try:
-        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
-        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
-
-
 class PhaseClock(L.Callback):
-    """Where a run's time goes, for summary.json: start-up (process start to the first training step), training
-    (then to its end, validation included), test, and the pictures (DrawPictures times itself)."""
+    """summary.json's phases: start-up (to the first training step), training (validation included), and test."""
 
     def __init__(self) -> None:
-        self.start, self.phases, self.mark = process_start(), {}, 0.0
+        self.phases, self.mark = {}, 0.0
+        try:  # when this process started (Linux's /proc; elsewhere: now, so start-up counts from here)
+            ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+            boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+            self.start = boot + ticks / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, StopIteration):
+            self.start = time.time()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if "startup" not in self.phases:
@@ -208,8 +190,7 @@ class PhaseClock(L.Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's progress bar showing the loss and the perplexity exp(loss) of the last step and of the last
-    validation, instead of every logged key."""
+    """The last step's and the last validation's loss and perplexity exp(loss), instead of every logged key."""
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         shown = {}

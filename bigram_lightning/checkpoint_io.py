@@ -1,5 +1,4 @@
-"""Checkpoints that survive a crash: last.ckpt at every epoch's end and every N steps, each written whole or not
-at all, and loaded without running code; best.ckpt at the lowest val/loss."""
+"""Checkpoints written whole or not at all and loaded without running code: last.ckpt and best.ckpt."""
 
 import io
 import signal
@@ -17,9 +16,8 @@ from bigram_lightning.files import write_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's TorchCheckpointIO, but a checkpoint goes to a temporary file beside its target, fsynced, then
-    renamed over it: a kill or a power cut during a save leaves the previous checkpoint, never a truncated one.
-    Loading uses weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code."""
+    """A kill or a power cut during a save leaves the previous checkpoint (files.atomic_file), never a truncated one;
+    loading uses weights_only: a checkpoint holds tensors and plain types only, so loading one never runs code."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
         buffer = io.BytesIO()
@@ -35,11 +33,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """checkpoints/last.ckpt: the run's latest state, at the end of every epoch, every N training steps, and at
-    SIGTERM or SIGINT (Ctrl-C): the step's state is saved, then the run stops (errors.Stopped). A Checkpoint
-    callback, so that Lightning calls it after the model's and the other callbacks' epoch-end hooks (and after
-    best.ckpt): it holds their new state. An epoch's last step is left to the epoch's end, which comes after
-    validation: a checkpoint before it would resume in the next epoch and never run them."""
+    """last.ckpt at every epoch's end, every N steps, and at SIGTERM or SIGINT (then errors.Stopped). A Checkpoint
+    callback: Lightning calls it after the other epoch-end hooks, so it holds their new state. An epoch's last
+    step is saved at the epoch's end, after validation, which a resumed run would otherwise skip."""
 
     def __init__(self, path: Path, every_n_train_steps: int = 0) -> None:
         self.path, self.every, self.saved_at, self.signum = path, every_n_train_steps, -1, None
@@ -50,14 +46,14 @@ class LastCheckpoint(Checkpoint):
             self.saved_at = trainer.global_step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Ctrl-C stops at the end of the step, as Lightning does for SIGTERM (a second one stops at once)
+        # Ctrl-C stops at the end of the step, as Lightning does for SIGTERM (a second one stops at once). The
+        # Trainer puts back every signal's previous handler when it tears down, after an exception too
         if threading.current_thread() is threading.main_thread():
-            self.sigint = signal.signal(signal.SIGINT, self.stop_after_this_step)
+            signal.signal(signal.SIGINT, self.stop_after_this_step)
 
     def stop_after_this_step(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
         self.signum = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.received_sigterm:
@@ -70,14 +66,6 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(self, "sigint", None) is not None:
-            signal.signal(signal.SIGINT, self.sigint)  # after training, Ctrl-C is Python's again
-            self.sigint = None
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.on_train_end(trainer, pl_module)
 
 
 def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[Checkpoint]:

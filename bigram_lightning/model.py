@@ -35,7 +35,7 @@ class BigramLM(L.LightningModule):
         self.save_hyperparameters()
         g = torch.Generator().manual_seed(init_seed)
         self.W = nn.Parameter(torch.randn((len(vocab), len(vocab)), generator=g))
-        self.nll = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        self.nll = MeanMetric()  # val's or test's: the two never run at once
         # the training epoch's NLL sum and pair count: two in-place adds per step where a metric's update costs
         # a tenth of the step. Not in the state dict (W is its one tensor): checkpoints keep it apart
         self.register_buffer("train_sums", torch.zeros(2), persistent=False)
@@ -63,15 +63,13 @@ class BigramLM(L.LightningModule):
             n = c.sum().to(self.W.dtype)
             nll = ((c * self.W[rows].logsumexp(1)).sum() - (n_xy * self.W.view(-1)[pairs]).sum()) / n
         if stage != "train":
-            self.nll[stage].update(nll, weight=n)
+            self.nll.update(nll, weight=n)
             return {"loss": nll}
         self.train_sums += torch.stack([nll.detach() * n, n]).to(self.train_sums.dtype)
         self.log("train/loss", nll, prog_bar=True, batch_size=len(xs))
-        loss = nll
-        if n_step and n_step[0] != len(xs) * self.trainer.world_size:
-            # DDP averages gradients over devices; weighting each device's mean by its share of the step's
-            # pairs makes that average the exact gradient of the step's mean when a step splits unevenly
-            loss = nll * (len(xs) * self.trainer.world_size / n_step[0])
+        # DDP averages gradients over devices; weighting each device's mean by its share of the step's pairs
+        # makes that average the exact gradient of the step's mean when a step splits unevenly (evenly: × 1.0)
+        loss = nll * (len(xs) * self.trainer.world_size / n_step[0]) if n_step else nll
         if self.hparams.reg > 0:
             reg_loss = self.hparams.reg * (self.W**2).mean()
             self.log("train/reg_loss", reg_loss, batch_size=len(xs))
@@ -84,14 +82,7 @@ class BigramLM(L.LightningModule):
     def validation_step(self, batch: tuple, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "test")
-
-    def log_split_nll(self, stage: str) -> None:
-        loss = self.nll[stage].compute()  # the mean over every pair of the split, synced across devices
-        self.nll[stage].reset()
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)  # (already global: sync_dist says so)
-        self.log(f"{stage}/ppl", loss.exp(), sync_dist=True)
+    test_step = validation_step  # (the same NLL: self.nll holds the split being evaluated)
 
     def on_train_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum")  # over every device
@@ -99,15 +90,17 @@ class BigramLM(L.LightningModule):
         self.train_sums.zero_()
 
     def on_validation_epoch_end(self) -> None:
-        self.log_split_nll("val")
+        stage = "test" if self.trainer.testing else "val"
+        loss = self.nll.compute()  # the mean over every pair of the split, synced across devices
+        self.nll.reset()
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)  # (already global: sync_dist says so)
+        self.log(f"{stage}/ppl", loss.exp(), sync_dist=True)
 
-    def on_test_epoch_end(self) -> None:
-        self.log_split_nll("test")
+    on_test_epoch_end = on_validation_epoch_end
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # a checkpoint taken mid-epoch: every device's running sums (one row each), so that the resumed epoch's
-        # train/loss_epoch counts the steps before it. Lightning builds a checkpoint on every device, so the
-        # gather meets its peers
+        # every device's running sums (a row each), so that an epoch resumed mid-way counts the steps before it
+        # in train/loss_epoch. (Lightning builds a checkpoint on every device: the gather meets its peers)
         checkpoint["train_sums"] = self.all_gather(self.train_sums).reshape(-1, 2).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -115,11 +108,10 @@ class BigramLM(L.LightningModule):
         # the checkpoint's dtype first, so that a 64-true run is not rounded through float32 on the way
         self.W.data = self.W.data.to(checkpoint["state_dict"]["W"].dtype)
         sums = checkpoint.get("train_sums")
-        if sums is not None:
-            world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-            if len(sums) != world:  # resumed on another number of devices: the first one carries the total
-                sums = torch.cat([sums.sum(0, keepdim=True), sums.new_zeros(world - 1, 2)])
-            self.train_sums = sums[self.global_rank].to(self.train_sums.device)
+        if sums is not None:  # resumed on another number of devices: the first one carries the total
+            rank = self.global_rank
+            sums = sums[rank] if len(sums) == self.trainer.world_size else sums.sum(0) * (rank == 0)
+            self.train_sums = sums.to(self.train_sums.device)
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum)
