@@ -42,7 +42,7 @@ class LastCheckpoint(Checkpoint):
 
     def save(self, trainer: L.Trainer) -> None:
         if self.saved_at != trainer.global_step:  # (a run stopped by max_steps ends its epoch at the same step)
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # (the whole state; and no log line per save)
             self.saved_at = trainer.global_step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
