@@ -15,9 +15,7 @@ from bigram_lightning.vocab import BOUNDARY, Vocab
 
 
 @torch.no_grad()
-def sample(
-    probs: torch.Tensor, num: int, generator: torch.Generator, max_len: int = 50, start: int = 0
-) -> torch.Tensor:
+def sample(probs: torch.Tensor, num: int, generator: torch.Generator, max_len=50, start=0) -> torch.Tensor:
     """Token ids (num × L, L ≤ max_len) of `num` names drawn a character at a time, all in one batch: row i of
     `probs` is the distribution of the character after i. Names continue after token `start` (0, the boundary, for
     a name from scratch) and end at their first 0 or at max_len; positions after the end hold 0."""
