@@ -81,29 +81,27 @@ def sample_names(argv: list[str]) -> None:
     bad = "".join(sorted(set(args.prefix) - set(alphabet)))
     if bad:
         raise UserError(f"--prefix {args.prefix!r}: characters {bad!r} are not in the vocabulary {alphabet!r}")
-    known = None
     if args.new_only:
         dm, why_not = ckpt.training_data()
         if dm is None:
             raise UserError(f"--new_only needs the training words, but {why_not}: run from where train.py ran")
-        known = dm.in_train
     probs = ckpt.logprobs(args.temperature).exp().float()
     g = torch.Generator().manual_seed(args.seed)
     start = ckpt.vocab.stoi[args.prefix[-1]] if args.prefix else 0
-    # drawn in batches until there are enough: refused after many draws (a prefix whose every continuation is known)
-    names, drawn, picky = [], 0, known is not None or args.unique
+    # in batches, larger when names may be refused; given up after many draws (a prefix whose names are all known)
+    names, drawn = [], 0
     while len(names) < args.num:
         if drawn >= 100 * args.num + 10_000:
             raise UserError(
                 f"found only {len(names)} of {args.num} names after {drawn} draws: ask for fewer, raise "
                 "--temperature, or change --prefix"
             )
-        batch = max(2 * (args.num - len(names)), 1024) if picky else args.num  # extra, when some are refused
+        batch = max(2 * (args.num - len(names)), 1024) if args.new_only or args.unique else args.num
         drawn += batch
         ids = sample(probs, batch, g, args.max_len - len(args.prefix), start)
         new = [args.prefix + name for name in decode(ids, ckpt.vocab)]
-        if known is not None:
-            new = [name for name, is_known in zip(new, known(new)) if not is_known]
+        if args.new_only:
+            new = [name for name, known in zip(new, dm.in_train(new)) if not known]
         if args.unique:
             seen = set(names)
             new = [name for name in dict.fromkeys(new) if name not in seen]

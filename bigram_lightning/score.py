@@ -68,37 +68,30 @@ def score_words(argv: list[str]) -> None:
     else:
         models["count"] = count_logprobs(dm.counts["train"])  # +1 smoothed, as val/count_nll
     logps = {m: dict(zip(scored, word_logprobs(lp, ckpt.vocab, scored).tolist())) for m, lp in models.items()}
-    # one row per listed word, in order (a word listed twice counts twice)
-    rows = [
-        {"word": w, "error": problems[w]}
-        if w in problems
-        else {"word": w, "bigrams": len(w) + 1} | {f"{m}_logprob": logps[m][w] for m in models}
-        for w in words
-    ]
     n_bigrams, skipped = sum(len(w) + 1 for w in scored), len(words) - len(scored)
-    nll = {m: -sum(logps[m][w] for w in scored) / n_bigrams for m in models}
     totals = {"words": len(words), "scored": len(scored), "skipped": skipped, "bigrams": n_bigrams}
     for m in models:
-        totals |= {f"{m}_nll": nll[m], f"{m}_perplexity": math.exp(nll[m])}
+        nll = -sum(logps[m][w] for w in scored) / n_bigrams
+        totals |= {f"{m}_nll": nll, f"{m}_perplexity": math.exp(nll)}
     if args.json:
-        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows + [{"totals": totals}]))
+        for w in words:  # one row per listed word, in order (a word listed twice counts twice)
+            row = {"word": w, "error": problems[w]} if w in problems else {"word": w, "bigrams": len(w) + 1}
+            print(json.dumps(row | {f"{m}_logprob": logps[m][w] for m in models if w in logps[m]}, ensure_ascii=False))
+        print(json.dumps({"totals": totals}, ensure_ascii=False))
         return
     width = max(12, min(30, max(len(w) for w in words)))
     print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({m})':>14}" for m in models))
-    for row in rows:
-        if "error" in row:
-            print(f"{row['word']:<{width}} not scored: {row['error']}")
+    for w in words:
+        if w in problems:
+            print(f"{w:<{width}} not scored: {problems[w]}")
         else:
-            print(
-                f"{row['word']:<{width}} {row['bigrams']:>7}"
-                + "".join(f" {row[f'{m}_logprob']:>14.4f}" for m in models)
-            )
+            print(f"{w:<{width}} {len(w) + 1:>7}" + "".join(f" {logps[m][w]:>14.4f}" for m in models))
     print(f"\n{len(scored)} of {len(words)} words scored ({n_bigrams} bigrams)")
     if skipped:
         print(f"{skipped} skipped: characters outside the vocabulary {alphabet!r}, or the word boundary {BOUNDARY!r}")
-    print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in nll else ""))
-    for label, f in (("NLL", lambda x: x), ("perplexity", math.exp)):
-        print(f"{label:<12}{f(nll['net']):>10.4f}" + (f"{f(nll['count']):>18.4f}" if "count" in nll else ""))
+    print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in models else ""))
+    for label, key in (("NLL", "nll"), ("perplexity", "perplexity")):
+        print(f"{label:<12}" + "".join(f"{totals[f'{m}_{key}']:>{w}.4f}" for m, w in zip(models, (10, 18))))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
