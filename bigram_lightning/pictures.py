@@ -23,9 +23,8 @@ MAX_INCHES = 20  # a plain grid is at most 2,000 pixels a side at 100 dpi, whate
 
 
 def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", labels: bool = True) -> Path:
-    """The grid PNG: cell (i, j) shaded by P(j | i) on one scale for both panels and, with `labels` (up to
-    LABELS_UP_TO characters), the bigram and P written in it; without `count_probs` (no training data at hand)
-    the learned panel alone."""
+    """The grid PNG: cell (i, j) shaded by P(j | i), one scale for both panels, and with `labels` (up to LABELS_UP_TO
+    characters) the bigram and P written in it; the learned panel alone when `count_probs` is None (no data at hand)."""
     panels = [(probs, "learned: softmax(W)"), (count_probs, "count model: (N + 1) / row sum, training split")]
     panels = [(P, title) for P, title in panels if P is not None]
     V, labels = len(vocab), labels and len(vocab) <= LABELS_UP_TO
@@ -61,7 +60,7 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
     return path
 
 
-def draw_pictures(W, train_counts, history: list[dict], vocab: Vocab, out_dir: Path, subtitle="", labels=True):
+def draw_pictures(W, train_counts, history, vocab: Vocab, out_dir: Path, subtitle="", labels=True) -> list[Path]:
     """The grid and, when there is a history, the loss curve in `out_dir`; returns the files written. The curve:
     train and val NLL per epoch (0: the random initialisation) against the count model's val NLL, the optimum."""
     out_dir.mkdir(parents=True, exist_ok=True)
