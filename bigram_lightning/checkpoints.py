@@ -4,57 +4,61 @@ the training data it names. Nothing here imports Lightning (3 s), so a tool star
 import pickle
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from bigram_lightning.corpus import sha256_file
 from bigram_lightning.errors import UserError
 from bigram_lightning.vocab import Vocab
 
 HISTORY_KEY = "LossHistory"  # callbacks.LossHistory keeps the per-epoch losses in every checkpoint under this key
 
 
-def checkpoint_problem(path: Path) -> Optional[str]:
-    """What makes `path` unusable as a checkpoint, or None when it loads and holds a bigram model."""
+def load_checkpoint(path: Path) -> dict | str:
+    """torch.load's dict, or what makes `path` unusable as a checkpoint of a bigram model."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the unpickler's remarks on foreign pickle protocols
+            # weights_only: a checkpoint holds tensors and plain types, so a pickle that would call code is refused
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, EOFError, OSError, RuntimeError (zip reader), KeyError, …
         call = re.search(r"GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
         if call:
-            return f"was refused unread: its pickle would call {call.group(1)} (running code), which a checkpoint never needs"
+            return f"was refused unread: its pickle would call {call[1]} (running code), which a checkpoint never needs"
         with open(path, "rb") as f:
             head = f.read(4)
-        if head == b"PK\x03\x04":  # torch's format is a zip archive: this one was cut short or damaged
-            return "is truncated or corrupt"
-        return "is empty" if not head else "is not a PyTorch checkpoint"
+        # torch's format is a zip archive: one that does not load was cut short or damaged
+        return {b"": "is empty", b"PK\x03\x04": "is truncated or corrupt"}.get(head, "is not a PyTorch checkpoint")
     try:
         W, vocab = raw["state_dict"]["W"], raw["hyper_parameters"]["vocab"]
     except (KeyError, TypeError):
         return "is not a bigram-lightning checkpoint (no W and vocabulary in it)"
     if not isinstance(W, torch.Tensor) or W.shape != (len(vocab), len(vocab)):
         return f"is damaged: W is not {len(vocab)}×{len(vocab)} for its vocabulary of {len(vocab)} characters"
-    return None
+    return raw
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """What makes `path` unusable as a checkpoint, or None when it loads and holds a bigram model."""
+    problem = load_checkpoint(path)
+    return problem if isinstance(problem, str) else None
 
 
 def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
-    """A train.py checkpoint as torch.load gives it, or a UserError that says what is wrong with the file and
-    names the newest good checkpoint beside it. weights_only: a checkpoint of this project holds tensors and plain
-    types only, so a file whose pickle would call a function (a code-execution payload) is refused unrun."""
-    problem = checkpoint_problem(path)
-    if problem is None:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    others = [p for p in sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime) if p != path]
-    good = next((p for p in others if checkpoint_problem(p) is None), None)
-    hint = (
-        f"the last good checkpoint is {good} ({flag} {good})"
-        if good
-        else f"pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
+    """A train.py checkpoint, or a UserError that says what is wrong with it and names the newest good one beside it."""
+    raw = load_checkpoint(path)
+    if isinstance(raw, dict):
+        return raw
+    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime)
+    good = next((p for p in others if p != path and checkpoint_problem(p) is None), None)
+    if good:
+        raise UserError(f"{path} {raw}: the last good checkpoint is {good} ({flag} {good})")
+    raise UserError(
+        f"{path} {raw}: pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
     )
-    raise UserError(f"{path} {problem}: {hint}")
 
 
 @dataclass
@@ -65,7 +69,7 @@ class Checkpoint:
     W: torch.Tensor  # V×V float64 on the CPU
     vocab: Vocab
     data: dict  # the datamodule's hyperparameters: data_file, data_sha256, seed, val_frac, test_frac, …
-    history: list[dict] = field(default_factory=list)  # callbacks.LossHistory's losses per epoch; [] if none
+    history: list[dict]  # callbacks.LossHistory's losses per epoch; [] if none
 
     @classmethod
     def load(cls, path: Path) -> "Checkpoint":
@@ -85,16 +89,14 @@ class Checkpoint:
     def training_data(self):
         """The data module it was trained on, rebuilt from its data file (the same seed and fractions give the
         same split) and set up; or (None, why not) when that file is not at hand."""
-        data_file, sha256 = self.data.get("data_file"), self.data.get("data_sha256")
+        data_file = self.data.get("data_file")
         if not data_file:
             return None, f"{self.path} does not record its data file"
         if not Path(data_file).is_file():  # (run from another directory than train.py's)
             data_file = self.data.get("data_abspath", data_file)
         if not Path(data_file).is_file():
             return None, f"its data file {data_file} is not here (it has moved, or was on another machine)"
-        from bigram_lightning.corpus import sha256_file
-
-        if sha256_file(Path(data_file)) != sha256:
+        if sha256_file(Path(data_file)) != self.data.get("data_sha256"):
             return None, f"{data_file} has changed since training (its SHA-256 differs)"
         from bigram_lightning.data import BigramDataModule  # imported here: Lightning costs 3 s
 

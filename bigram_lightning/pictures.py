@@ -5,7 +5,6 @@ from argparse import SUPPRESS
 from pathlib import Path
 from typing import Optional
 
-import torch
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
@@ -23,20 +22,15 @@ LABELS_UP_TO = 40  # characters: a larger vocabulary gets a plain image (a text 
 MAX_INCHES = 20  # a plain grid is at most 2,000 pixels a side at 100 dpi, whatever the vocabulary
 
 
-def draw_grid(
-    probs: torch.Tensor, count_probs: Optional[torch.Tensor], vocab: Vocab, path: Path, subtitle: str = "",
-    labels: bool = True,
-) -> Path:  # fmt: skip
-    """The grid PNG: cell (i, j) shaded by P(j | i) on one scale for both panels and, with `labels` (up to
-    LABELS_UP_TO characters), the bigram and P written in it; without `count_probs` (no training data at hand)
-    the learned panel alone."""
+def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", labels: bool = True) -> Path:
+    """The grid PNG: cell (i, j) shaded by P(j | i), one scale for both panels, and with `labels` (up to LABELS_UP_TO
+    characters) the bigram and P written in it; the learned panel alone when `count_probs` is None (no data at hand)."""
     panels = [(probs, "learned: softmax(W)"), (count_probs, "count model: (N + 1) / row sum, training split")]
     panels = [(P, title) for P, title in panels if P is not None]
     V, labels = len(vocab), labels and len(vocab) <= LABELS_UP_TO
     fixed = LEFT + (len(panels) - 1) * GAP + 0.3 + BAR + RIGHT
     side = V * CELL_INCHES if labels else min(V * CELL_INCHES / 2, (MAX_INCHES - fixed) / len(panels))
-    width = fixed + len(panels) * side
-    height = TOP + side + BOTTOM
+    width, height = fixed + len(panels) * side, TOP + side + BOTTOM
     fig = Figure(figsize=(width, height))
     # shades by the square root of P, so the many small probabilities are told apart, not all near-white
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=max(float(p.max()) for p, _ in panels))
@@ -58,72 +52,52 @@ def draw_grid(
         ax.set_xlabel("next character j", fontsize=12)
         ax.set_ylabel("current character i", fontsize=12)
         ax.set_title(title, fontsize=14, pad=22)
-    bar_ax = fig.add_axes(
-        ((width - RIGHT - BAR) / width, (BOTTOM + side * 0.2) / height, BAR / width, side * 0.6 / height)
-    )
-    bar = fig.colorbar(image, cax=bar_ax)
+    bar_box = ((width - RIGHT - BAR) / width, (BOTTOM + side * 0.2) / height, BAR / width, side * 0.6 / height)
+    bar = fig.colorbar(image, cax=fig.add_axes(bar_box))
     bar.set_label("P(next character j | current character i)\neach row sums to 1", fontsize=11)
     fig.suptitle("Bigram probabilities" + (f" — {subtitle}" if subtitle else ""), fontsize=16, y=1 - 0.25 / height)
     fig.savefig(path, dpi=100)
     return path
 
 
-def draw_loss_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
-    """Train and val NLL per epoch (0: the random initialisation) against the count model's val NLL, the optimum."""
+def draw_pictures(W, train_counts, history, vocab: Vocab, out_dir: Path, subtitle="", labels=True) -> list[Path]:
+    """The grid and, when there is a history, the loss curve in `out_dir`; returns the files written. The curve:
+    train and val NLL per epoch (0: the random initialisation) against the count model's val NLL, the optimum."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probs = W.detach().double().cpu().softmax(dim=1)
+    count_probs = None if train_counts is None else count_logprobs(train_counts.cpu()).exp()
+    paths = [draw_grid(probs, count_probs, vocab, out_dir / GRID_PNG, subtitle, labels)]
+    if not history:
+        return paths
     later = [row for row in history if row["epoch"] >= 1]
     fig = Figure(figsize=(12, 4.8))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.11, top=0.86, wspace=0.18)  # (by hand: 3× faster)
     panels = fig.subplots(1, 2 if len(later) >= 2 else 1, squeeze=False)[0]
     count_nll = history[-1]["val_count_nll"]
     count_label = f"val NLL of the count model (+1): {count_nll:.4f}"
-    for ax, rows in zip(panels, (history, later)):
+    titles = ("from the random initialisation (epoch 0)", "zoomed in: from epoch 1, closing in on the count model")
+    for ax, rows, title in zip(panels, (history, later), titles):
         xs = [row["epoch"] for row in rows]
         for key, label, style in (("train_nll", "train NLL (net)", "o-"), ("val_nll", "val NLL (net)", "s-")):
             ax.plot(xs, [row[key] for row in rows], style, label=f"{label}: {history[-1][key]:.4f}")
         ax.axhline(count_nll, color="black", linestyle="--", linewidth=1, label=count_label)
-        ax.set(xlabel="epochs trained", ylabel="NLL (nats per character)")
+        ax.set(xlabel="epochs trained", ylabel="NLL (nats per character)", title=title)
         ax.set_xticks(xs if len(xs) <= 20 else xs[:: len(xs) // 10 + 1])
         ax.grid(alpha=0.3)
         ax.legend()
-    panels[0].set_title("from the random initialisation (epoch 0)")
-    if len(panels) == 2:
-        panels[1].set_title("zoomed in: from epoch 1, closing in on the count model")
     fig.suptitle("Loss" + (f" — {subtitle}" if subtitle else ""), fontsize=14)
-    fig.savefig(path, dpi=100)
-    return path
+    fig.savefig(out_dir / LOSS_PNG, dpi=100)
+    return paths + [out_dir / LOSS_PNG]
 
 
-def draw_pictures(
-    W: torch.Tensor,
-    train_counts: Optional[torch.Tensor],
-    history: list[dict],
-    vocab: Vocab,
-    out_dir: Path,
-    subtitle: str = "",
-    labels: bool = True,
-) -> list[Path]:
-    """The grid (and, when there is a history, the loss curve) in `out_dir`; returns the files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    probs = W.detach().double().cpu().softmax(dim=1)
-    count_probs = None if train_counts is None else count_logprobs(train_counts.cpu()).exp()
-    paths = [draw_grid(probs, count_probs, vocab, out_dir / GRID_PNG, subtitle, labels)]
-    if history:
-        paths.append(draw_loss_curve(history, out_dir / LOSS_PNG, subtitle))
-    return paths
-
-
-def build_parser():
+def draw_checkpoint(argv: list[str]) -> None:
     p = tool_parser(
         "bigram-plot",
         f"Draw a checkpoint's bigram grid (learned softmax(W) beside the count model, when the data file it "
         f"was trained on is at hand) as {GRID_PNG}, and its loss curve as {LOSS_PNG}.",
     )
     p.add_argument("--out_dir", default=SUPPRESS, help="where to write the PNGs (default: the run's directory)")
-    return p
-
-
-def draw_checkpoint(argv: list[str]) -> None:
-    args = build_parser().parse_args(argv)
+    args = p.parse_args(argv)
     ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
     dm, why_not = ckpt.training_data()
     if dm is None:

@@ -15,9 +15,7 @@ from bigram_lightning.vocab import BOUNDARY, Vocab
 
 
 @torch.no_grad()
-def sample(
-    probs: torch.Tensor, num: int, generator: torch.Generator, max_len: int = 50, start: int = 0
-) -> torch.Tensor:
+def sample(probs: torch.Tensor, num: int, generator: torch.Generator, max_len=50, start=0) -> torch.Tensor:
     """Token ids (num × L, L ≤ max_len) of `num` names drawn a character at a time, all in one batch: row i of
     `probs` is the distribution of the character after i. Names continue after token `start` (0, the boundary, for
     a name from scratch) and end at their first 0 or at max_len; positions after the end hold 0."""
@@ -53,7 +51,7 @@ def decode(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     return text.numpy().tobytes().decode("latin-1" if narrow else "utf-32-le").split(BOUNDARY)[:-1]
 
 
-def build_parser():
+def sample_names(argv: list[str]) -> None:
     p = tool_parser("bigram-sample", "Make up names with a trained bigram model, one per line.")
     p.add_argument("--num", type=int, default=10, help="how many names")
     p.add_argument("--seed", type=int, default=2147483647, help="seeds the sampler: same seed, same names")
@@ -71,56 +69,44 @@ def build_parser():
         "under the model (temperature 1): the sum of log P(next | current) over the bigrams of '.' + name + '.', "
         "the prefix's and the final '.' included",
     )
-    return p
-
-
-def check(args, vocab_chars: str) -> None:
+    args = p.parse_args(argv)
+    ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
+    alphabet = ckpt.vocab.itos[1:]  # '.' is the boundary, never part of a name
     if args.num < 1:
         raise UserError(f"--num must be at least 1, got {args.num}")
     if not args.temperature > 0:  # also refuses NaN
         raise UserError(f"--temperature must be a positive number, got {args.temperature}")
     if args.max_len <= len(args.prefix):
         raise UserError(f"--max_len ({args.max_len}) must be longer than --prefix ({len(args.prefix)} characters)")
-    bad = "".join(sorted(set(args.prefix) - set(vocab_chars)))
+    bad = "".join(sorted(set(args.prefix) - set(alphabet)))
     if bad:
-        raise UserError(f"--prefix {args.prefix!r}: characters {bad!r} are not in the vocabulary {vocab_chars!r}")
-
-
-def draw_names(probs, num, generator, vocab, prefix="", max_len=30, known=None, unique=False) -> list[str]:
-    """`num` names starting with `prefix`, none that `known` (names -> booleans) flags and, if `unique`, none twice;
-    refused after many draws (say, a prefix whose every continuation is known)."""
-    start = vocab.stoi[prefix[-1]] if prefix else 0
-    names, seen, drawn, budget = [], set(), 0, 100 * num + 10_000
-    while len(names) < num:
-        if drawn >= budget:
-            raise UserError(
-                f"found only {len(names)} of {num} names after {drawn} draws: ask for fewer, raise "
-                "--temperature, or change --prefix"
-            )
-        batch = max(2 * (num - len(names)), 1024) if known is not None or unique else num  # extra, if some are refused
-        drawn += batch
-        batch_names = [prefix + n for n in decode(sample(probs, batch, generator, max_len - len(prefix), start), vocab)]
-        flags = known(batch_names) if known is not None else [False] * batch
-        for name, is_known in zip(batch_names, flags):
-            if len(names) < num and not is_known and not (unique and name in seen):
-                seen.add(name)
-                names.append(name)
-    return names
-
-
-def sample_names(argv: list[str]) -> None:
-    args = build_parser().parse_args(argv)
-    ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
-    check(args, ckpt.vocab.itos[1:])  # '.' is the boundary, never part of a name
-    known = None
+        raise UserError(f"--prefix {args.prefix!r}: characters {bad!r} are not in the vocabulary {alphabet!r}")
     if args.new_only:
         dm, why_not = ckpt.training_data()
         if dm is None:
             raise UserError(f"--new_only needs the training words, but {why_not}: run from where train.py ran")
-        known = dm.in_train
     probs = ckpt.logprobs(args.temperature).exp().float()
     g = torch.Generator().manual_seed(args.seed)
-    names = draw_names(probs, args.num, g, ckpt.vocab, args.prefix, args.max_len, known, args.unique)
+    start = ckpt.vocab.stoi[args.prefix[-1]] if args.prefix else 0
+    # in batches, larger when names may be refused; given up after many draws (a prefix whose names are all known)
+    names, drawn = [], 0
+    while len(names) < args.num:
+        if drawn >= 100 * args.num + 10_000:
+            raise UserError(
+                f"found only {len(names)} of {args.num} names after {drawn} draws: ask for fewer, raise "
+                "--temperature, or change --prefix"
+            )
+        batch = max(2 * (args.num - len(names)), 1024) if args.new_only or args.unique else args.num
+        drawn += batch
+        ids = sample(probs, batch, g, args.max_len - len(args.prefix), start)
+        new = [args.prefix + name for name in decode(ids, ckpt.vocab)]
+        if args.new_only:
+            new = [name for name, known in zip(new, dm.in_train(new)) if not known]
+        if args.unique:
+            seen = set(names)
+            new = [name for name in dict.fromkeys(new) if name not in seen]
+        names += new
+    names = names[: args.num]
     if args.json:
         logprobs = word_logprobs(ckpt.logprobs(), ckpt.vocab, names).tolist()
         names = [json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False) for n, lp in zip(names, logprobs)]

@@ -24,32 +24,7 @@ def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> tor
     return torch.zeros(len(words), dtype=torch.float64).index_add_(0, owner, pair_logprobs)
 
 
-def unknown_chars(word: str, vocab: Vocab) -> str:
-    """Why the model cannot score `word` ('' when it can): characters outside the vocabulary, or the boundary."""
-    if BOUNDARY in word:
-        return f"{BOUNDARY!r} is the word boundary, never part of a word"
-    unknown = "".join(sorted({ch for ch in word if ch not in vocab.stoi}))
-    return f"characters {unknown!r} are not in the vocabulary" if unknown else ""
-
-
-def read_word_list(source: str) -> list[str]:
-    """Words of a UTF-8 file (or of stdin for '-'), one per line; surrounding whitespace and blank lines dropped."""
-    if source == "-":
-        text = sys.stdin.read()
-    elif not Path(source).is_file():
-        raise UserError(f"word list {source} not found: pass a UTF-8 file with one word per line, or - for stdin")
-    else:
-        try:
-            text = Path(source).read_bytes().decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise UserError(f"word list {source} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
-    words = [w for w in (line.strip() for line in text.splitlines()) if w]
-    if not words:
-        raise UserError(f"word list {'stdin' if source == '-' else source} has no words: put one word per line")
-    return words
-
-
-def build_parser():
+def score_words(argv: list[str]) -> None:
     p = tool_parser(
         "bigram-score",
         "Score a word list under a trained checkpoint: each word's log-probability (the sum over its bigrams, "
@@ -58,16 +33,29 @@ def build_parser():
     )
     p.add_argument("words", help="a UTF-8 file with one word per line, or - to read the words from stdin")
     p.add_argument("--json", action="store_true", help="one JSON object per word, then one with the totals")
-    return p
-
-
-def score_words(argv: list[str]) -> None:
-    args = build_parser().parse_args(argv)
-    words = read_word_list(args.words)
+    args = p.parse_args(argv)
+    if args.words == "-":
+        text = sys.stdin.read()
+    elif not Path(args.words).is_file():
+        raise UserError(f"word list {args.words} not found: pass a UTF-8 file with one word per line, or - for stdin")
+    else:
+        try:
+            text = Path(args.words).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"word list {args.words} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
+    words = [line.strip() for line in text.splitlines() if line.strip()]
+    if not words:
+        raise UserError(f"word list {'stdin' if args.words == '-' else args.words} has no words: put one word per line")
     ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
     alphabet = ckpt.vocab.itos[1:]
-    problems = {w: unknown_chars(w, ckpt.vocab) for w in words}
-    scored = [w for w in words if not problems[w]]
+    problems = {}  # why the model cannot score a word: the boundary in it, or characters outside the vocabulary
+    for w in words:
+        unknown = "".join(sorted(set(w) - set(ckpt.vocab.stoi)))
+        if BOUNDARY in w:
+            problems[w] = f"{BOUNDARY!r} is the word boundary, never part of a word"
+        elif unknown:
+            problems[w] = f"characters {unknown!r} are not in the vocabulary"
+    scored = [w for w in words if w not in problems]
     if not scored:
         raise UserError(
             f"no word of {args.words} can be scored: each has characters outside the vocabulary {alphabet!r} "
@@ -79,33 +67,31 @@ def score_words(argv: list[str]) -> None:
         print(f"note: no count model to compare with: {why_not}", file=sys.stderr)
     else:
         models["count"] = count_logprobs(dm.counts["train"])  # +1 smoothed, as val/count_nll
-    # one row per listed word, in order (a word listed twice counts twice); scored ones get each model's log P
-    rows = [{"word": w, "error": problems[w]} if problems[w] else {"word": w, "bigrams": len(w) + 1} for w in words]
-    for name, lp in models.items():
-        for row, logprob in zip([r for r in rows if "bigrams" in r], word_logprobs(lp, ckpt.vocab, scored).tolist()):
-            row[f"{name}_logprob"] = logprob
+    logps = {m: dict(zip(scored, word_logprobs(lp, ckpt.vocab, scored).tolist())) for m, lp in models.items()}
     n_bigrams, skipped = sum(len(w) + 1 for w in scored), len(words) - len(scored)
-    nll = {name: -sum(row.get(f"{name}_logprob", 0) for row in rows) / n_bigrams for name in models}
     totals = {"words": len(words), "scored": len(scored), "skipped": skipped, "bigrams": n_bigrams}
-    for name in models:
-        totals |= {f"{name}_nll": nll[name], f"{name}_perplexity": math.exp(nll[name])}
+    for m in models:
+        nll = -sum(logps[m][w] for w in scored) / n_bigrams
+        totals |= {f"{m}_nll": nll, f"{m}_perplexity": math.exp(nll)}
     if args.json:
-        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows + [{"totals": totals}]))
+        for w in words:  # one row per listed word, in order (a word listed twice counts twice)
+            row = {"word": w, "error": problems[w]} if w in problems else {"word": w, "bigrams": len(w) + 1}
+            print(json.dumps(row | {f"{m}_logprob": logps[m][w] for m in models if w in logps[m]}, ensure_ascii=False))
+        print(json.dumps({"totals": totals}, ensure_ascii=False))
         return
     width = max(12, min(30, max(len(w) for w in words)))
-    print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({name})':>14}" for name in models))
-    for row in rows:
-        if "error" in row:
-            print(f"{row['word']:<{width}} not scored: {row['error']}")
+    print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({m})':>14}" for m in models))
+    for w in words:
+        if w in problems:
+            print(f"{w:<{width}} not scored: {problems[w]}")
         else:
-            logps = "".join(f" {row[f'{name}_logprob']:>14.4f}" for name in models)
-            print(f"{row['word']:<{width}} {row['bigrams']:>7}{logps}")
+            print(f"{w:<{width}} {len(w) + 1:>7}" + "".join(f" {logps[m][w]:>14.4f}" for m in models))
     print(f"\n{len(scored)} of {len(words)} words scored ({n_bigrams} bigrams)")
     if skipped:
         print(f"{skipped} skipped: characters outside the vocabulary {alphabet!r}, or the word boundary {BOUNDARY!r}")
-    print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in nll else ""))
-    for label, f in (("NLL", lambda x: x), ("perplexity", math.exp)):
-        print(f"{label:<12}{f(nll['net']):>10.4f}" + (f"{f(nll['count']):>18.4f}" if "count" in nll else ""))
+    print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in models else ""))
+    for label, key in (("NLL", "nll"), ("perplexity", "perplexity")):
+        print(f"{label:<12}" + "".join(f"{totals[f'{m}_{key}']:>{w}.4f}" for m, w in zip(models, (10, 18))))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
