@@ -33,18 +33,17 @@ CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).par
 # the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
 FLAGS = {
     "seed": (int, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
-    "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run under --runs_dir), a run directory, or a "
-                  "checkpoint file"),
-    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also write checkpoints/last.ckpt every N training steps "
-                                 "(0: only at the end of every epoch); --ckpt_path last then resumes exactly there"),
+    "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
+    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N training steps (0: at "
+                                 "epoch ends only)"),
     "runs_dir": (str, "runs", "where each run gets its own directory"),
     "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv in the run "
                "directory) or none"),
-    "pictures": (bool, True, "draw the bigram grid and the loss curve into the run directory at the end"),
+    "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
     "wandb.project": (str, "bigram-lightning", "W&B project"),
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online when W&B has an API key "
                    "and is reachable, else offline (sync later)"),
-    "wandb.name": (Optional[str], None, "W&B run name (default: the run directory's)"),
+    "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
     "wandb.tags": (list[str], [], "W&B tags, as in --wandb.tags '[a, b]'"),
 }  # fmt: skip
 SHORTCUTS = {

@@ -87,6 +87,13 @@ def test_reg_is_added_to_the_objective_but_not_to_the_logged_nll():
     assert torch.allclose(objective, nll + 0.01 * (model.W**2).mean())
 
 
+def test_the_optimizer_is_sgd_with_momentum_or_adam():
+    sgd = BigramLM(vocab=ITOS, lr=20.0, momentum=0.9).configure_optimizers()["optimizer"]
+    adam = BigramLM(vocab=ITOS, optimizer="adam", lr=0.5).configure_optimizers()["optimizer"]
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 0.5
+
+
 def test_forward_returns_logits_only():
     model = BigramLM(vocab=ITOS)
     logits = model(EMMA_XS)
