@@ -2,6 +2,10 @@
 
 Sections (all by default; `--only` picks some):
   throughput  training steps/s and pairs/s of the Trainer and of plain loops, same data, device and batch size
+  endtoend    the issue's measure: the whole default `python train.py` (W&B offline as without a key, the pictures
+              drawn) against the anchor as a user runs it (`python ../shared/bench/recipe_to_target.py
+              data/names.txt 0.01`, default threads), in alternating pairs (--pairs); the ratio's median and the
+              phases of train.py's runs (summary.json)
   quality     seconds from process start to val/loss within 0.01 of the count model: the notebooks' recipe
               (benchmarks/recipe.py) against the default `python train.py`
   sampling    names/s of sampling.sample + decode against the notebooks' one-name-at-a-time loop
@@ -135,6 +139,40 @@ def throughput(args) -> dict:
             for k, (s, p) in per_step.items()
         }
     return out
+
+
+# ------------------------------------------------------------------------------------------ end to end
+ANCHOR = REPO.parent / "shared" / "bench" / "recipe_to_target.py"
+
+
+def endtoend(args) -> dict:
+    """Wall time, process start to exit, of the anchor and of `python train.py`, both as users run them: the
+    environment as it is, minus W&B credentials (HOME is a fresh directory) and thread settings."""
+    if not ANCHOR.is_file():
+        print(f"endtoend: skipped, no anchor at {ANCHOR}", file=sys.stderr)
+        return {}
+    work = args.workdir / "endtoend"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "data").mkdir(parents=True)
+    shutil.copy(NAMES, work / "data" / "names.txt")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OMP_"))} | {"HOME": str(work)}
+
+    def wall(cmd: list) -> tuple[float, str]:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=True)
+        return time.perf_counter() - start, proc.stdout
+
+    pairs = []
+    for _ in range(args.pairs):
+        anchor_s, _ = wall([sys.executable, str(ANCHOR), "data/names.txt", "0.01"])
+        train_s, out = wall([sys.executable, str(REPO / "train.py")])
+        summary = json.loads((work / out.strip().splitlines()[-1].removeprefix("summary: ")).read_text())
+        keys = ("val_loss", "val_count_nll", "phases", "global_step")
+        pairs.append({"anchor_s": anchor_s, "train_py_s": train_s, "ratio": train_s / anchor_s} | {
+            k: summary[k] for k in keys
+        })  # fmt: skip
+    ratios = sorted(p["ratio"] for p in pairs)
+    return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
 
 
 # ------------------------------------------------------------------------------------------ time to quality
@@ -319,6 +357,16 @@ def table(results: dict) -> str:
                     f"  {label + ', ' + name:38}{r['steps_per_s']:>10.1f}{r['pairs_per_s']:>12.3g}"
                     f"{r['ratio_vs_notebook']:>11.2f}{r['ratio_vs_tuned']:>9.2f}"
                 )
+    if results.get("endtoend"):
+        e = results["endtoend"]
+        lines.append(f"{'whole command, wall s':40}{'anchor':>10}{'train.py':>10}{'ratio':>8}  train.py phases (s)")
+        for i, r in enumerate(e["pairs"]):
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
+            lines.append(
+                f"  pair {i + 1:<33}{r['anchor_s']:>10.2f}{r['train_py_s']:>10.2f}{r['ratio']:>8.2f}  {phases}"
+            )
+        lines.append(f"  median ratio {e['median_ratio']:.2f} (target 0.8); val_loss - val_count_nll "
+                     f"{e['pairs'][-1]['val_loss'] - e['pairs'][-1]['val_count_nll']:.4f}")  # fmt: skip
     if "quality" in results:
         q = results["quality"]
         lines.append(
@@ -354,7 +402,8 @@ def table(results: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="throughput,quality,sampling,scale", help="comma-separated sections")
+    p.add_argument("--only", default="endtoend,throughput,quality,sampling,scale", help="comma-separated sections")
+    p.add_argument("--pairs", type=int, default=3, help="alternating anchor/train.py pairs of the endtoend section")
     p.add_argument("--out", default="runs/benchmark.json", help="where the JSON goes")
     p.add_argument("--workdir", default="runs/benchmark", help="generated corpora and caches (reused)")
     p.add_argument("--sizes", default="1000000,10000000,100000000", help="corpus sizes in characters")
@@ -367,7 +416,13 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     torch.set_num_threads(1)  # as train.py: the same setting on both sides of every comparison
-    sections = {"throughput": throughput, "quality": quality, "sampling": sampling, "scale": scale}
+    sections = {
+        "endtoend": endtoend,
+        "throughput": throughput,
+        "quality": quality,
+        "sampling": sampling,
+        "scale": scale,
+    }
     results = {}
     for name in args.only.split(","):
         results[name] = sections[name](args)

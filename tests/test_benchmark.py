@@ -24,7 +24,9 @@ def test_benchmark_runs_and_writes_its_table(tmp_path, names_txt, monkeypatch, c
         [
             "bench.py",
             "--only",
-            "throughput,sampling,scale",
+            "endtoend,throughput,sampling,scale",
+            "--pairs",
+            "1",
             "--out",
             str(out),
             "--workdir",
@@ -51,3 +53,8 @@ def test_benchmark_runs_and_writes_its_table(tmp_path, names_txt, monkeypatch, c
     corpus = tmp_path / "work" / "markov-200000.txt"
     assert len(corpus.read_text()) == 200000
     assert "batch 4096, Trainer" in printed and "sampling:" in printed
+    if bench.ANCHOR.is_file():  # (the anchor lies beside the project's checkout, not in it)
+        (pair,) = results["endtoend"]["pairs"]
+        assert list(pair["phases"]) == ["startup", "data", "train", "val_test", "pictures", "logger_finish"]
+        assert pair["ratio"] == pytest.approx(pair["train_py_s"] / pair["anchor_s"]) and "median ratio" in printed
+        assert abs(pair["val_loss"] - pair["val_count_nll"]) <= 0.01
