@@ -38,16 +38,20 @@ def tool_parser(prog: str, description: str) -> ToolParser:
     return p
 
 
-def run_tool(main: Callable[[list[str]], None], argv: Optional[list[str]]) -> int:
-    """Call a tool's main: a UserError becomes `error: …` on stderr and exit code 2."""
-    try:
-        main(sys.argv[1:] if argv is None else list(argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
+    """A tool's console-script entry point: `body(argv)`, with a UserError as `error: …` on stderr and exit code 2."""
+
+    def main(argv: Optional[list[str]] = None) -> int:
+        try:
+            body(sys.argv[1:] if argv is None else list(argv))
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+    return main
 
 
 def check_devices(accelerator, devices) -> None:

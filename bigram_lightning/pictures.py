@@ -3,14 +3,13 @@
 import sys
 from argparse import SUPPRESS
 from pathlib import Path
-from typing import Optional
 
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from bigram_lightning.checkpoints import Checkpoint
 from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import run_tool, tool_parser
+from bigram_lightning.errors import tool_main, tool_parser
 from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.vocab import Vocab
 
@@ -90,7 +89,8 @@ def draw_pictures(W, train_counts, history, vocab: Vocab, out_dir: Path, subtitl
     return paths + [out_dir / LOSS_PNG]
 
 
-def draw_checkpoint(argv: list[str]) -> None:
+@tool_main
+def main(argv: list[str]) -> None:
     p = tool_parser(
         "bigram-plot",
         f"Draw a checkpoint's bigram grid (learned softmax(W) beside the count model, when the data file it "
@@ -108,10 +108,6 @@ def draw_checkpoint(argv: list[str]) -> None:
     counts = dm.counts["train"] if dm else None
     paths = draw_pictures(ckpt.W, counts, ckpt.history, ckpt.vocab, out_dir, f"{ckpt.run_dir.name}/{ckpt.path.name}")
     print("\n".join(str(p) for p in paths))
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    return run_tool(draw_checkpoint, argv)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 
 import json
 import sys
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from bigram_lightning.checkpoints import Checkpoint
-from bigram_lightning.errors import UserError, run_tool, tool_parser
+from bigram_lightning.errors import UserError, tool_main, tool_parser
 from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.score import word_logprobs
 from bigram_lightning.vocab import BOUNDARY, Vocab
@@ -51,7 +50,8 @@ def decode(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     return text.numpy().tobytes().decode("latin-1" if narrow else "utf-32-le").split(BOUNDARY)[:-1]
 
 
-def sample_names(argv: list[str]) -> None:
+@tool_main
+def main(argv: list[str]) -> None:
     p = tool_parser("bigram-sample", "Make up names with a trained bigram model, one per line.")
     p.add_argument("--num", type=int, default=10, help="how many names")
     p.add_argument("--seed", type=int, default=2147483647, help="seeds the sampler: same seed, same names")
@@ -111,10 +111,6 @@ def sample_names(argv: list[str]) -> None:
         logprobs = word_logprobs(ckpt.logprobs(), ckpt.vocab, names).tolist()
         names = [json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False) for n, lp in zip(names, logprobs)]
     print("\n".join(names))
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    return run_tool(sample_names, argv)
 
 
 if __name__ == "__main__":

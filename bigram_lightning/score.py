@@ -5,13 +5,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 from bigram_lightning.checkpoints import Checkpoint
 from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import UserError, run_tool, tool_parser
+from bigram_lightning.errors import UserError, tool_main, tool_parser
 from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.vocab import BOUNDARY, Vocab
 
@@ -24,7 +23,8 @@ def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> tor
     return torch.zeros(len(words), dtype=torch.float64).index_add_(0, owner, pair_logprobs)
 
 
-def score_words(argv: list[str]) -> None:
+@tool_main
+def main(argv: list[str]) -> None:
     p = tool_parser(
         "bigram-score",
         "Score a word list under a trained checkpoint: each word's log-probability (the sum over its bigrams, "
@@ -92,10 +92,6 @@ def score_words(argv: list[str]) -> None:
     print(f"{'':12}{'net':>10}" + (f"{'count model (+1)':>18}" if "count" in models else ""))
     for label, key in (("NLL", "nll"), ("perplexity", "perplexity")):
         print(f"{label:<12}" + "".join(f"{totals[f'{m}_{key}']:>{w}.4f}" for m, w in zip(models, (10, 18))))
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    return run_tool(score_words, argv)
 
 
 if __name__ == "__main__":

@@ -264,7 +264,9 @@ def test_a_built_wheel_trains_from_any_directory(tmp_path):
     """`pip install` of a wheel (not the checkout): bigram-train runs elsewhere with the configs it ships. The fresh
     environment borrows this one's dependencies through a .pth file, so that nothing is downloaded."""
     pytest.importorskip("setuptools")  # (the wheel is built without build isolation: offline)
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist", str(REPO)]
+    source = tmp_path / "source"  # (building writes build/ into the tree it builds)
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "runs", "data", "wandb", "build", "dist"))
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist", str(source)]
     subprocess.run(build, cwd=tmp_path, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", "env"], cwd=tmp_path, check=True)
     bin_dir = tmp_path / "env" / ("Scripts" if os.name == "nt" else "bin")
