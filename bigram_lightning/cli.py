@@ -4,7 +4,9 @@ import difflib
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -205,6 +207,10 @@ IGNORED = ("does not have many workers", "args parameter is intended", "exists a
            "smaller than the logging interval")  # fmt: skip
 
 
+def stop_now(signum: int, frame) -> None:
+    raise Stopped(signum)
+
+
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
     for text in IGNORED:
@@ -213,14 +219,19 @@ def main(args: Optional[list[str]] = None) -> int:
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
-    level = logging.getLogger("lightning.pytorch").level
+    level, sigterm = logging.getLogger("lightning.pytorch").level, signal.getsignal(signal.SIGTERM)
     try:
         cli = BigramCLI(args)
         trainer, model, dm = cli.trainer, cli.model, cli.datamodule
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
+        if threading.current_thread() is threading.main_thread():  # between and after Lightning's calls, which
+            signal.signal(signal.SIGTERM, stop_now)  # only note a SIGTERM: the end phase stops as at Ctrl-C
         best = trainer.checkpoint_callback.best_model_path
-        tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
+        if not trainer.received_sigterm:
+            tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
+        if trainer.received_sigterm:  # (during the pictures or the test): the checkpoints are whole
+            raise Stopped(signal.SIGTERM)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
     except (UserError, MisconfigurationException) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -236,6 +247,8 @@ def main(args: Optional[list[str]] = None) -> int:
         return 128 + signum
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)
         for var, value in saved.items():  # the variables a run sets for itself and the processes it starts
             if value is None:
                 os.environ.pop(var, None)

@@ -413,6 +413,41 @@ def test_sigkill_at_any_point_then_resume_ends_bitwise_equal(workdir, words_file
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_after_training_leaves_the_checkpoints_whole_and_says_how_to_finish(workdir, words_file, signum):
+    """The real `python train.py`, sent a signal as the test phase starts (after training, before the report):
+    exit 128 + the signal, one line naming last.ckpt and the command that finishes the run, which then does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(workdir), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, str(REPO / "train.py"), "--data.path", "words.txt", "--logger", "csv"]
+    proc = subprocess.Popen([*cmd, "--max_epochs", "2"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        err = []
+        for line in proc.stderr:  # Lightning's line as the test phase loads best.ckpt
+            err.append(line)
+            if line.startswith("Restoring states from the checkpoint path"):
+                proc.send_signal(signum)
+                break
+        err += proc.communicate(timeout=120)[1].splitlines(keepends=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum, "".join(err[-30:])
+    step = ckpt(the_run("runs"))["global_step"]
+    assert err[-1].strip() == (
+        f"interrupted at step {step} (epoch 2): {the_run('runs')}/checkpoints/last.ckpt holds step {step}: "
+        "resume with python train.py --ckpt_path last"
+    )
+    assert not (the_run("runs") / "summary.json").exists() and not list(workdir.rglob("*.tmp"))
+    done = subprocess.run([*cmd, "--ckpt_path", "last"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and (the_run("runs") / "summary.json").is_file(), done.stderr[-3000:]
+    assert ckpt(the_run("runs"))["global_step"] == step  # finished, not trained further
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equal(
     workdir, words_file, reference, signum
 ):
