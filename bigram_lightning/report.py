@@ -54,11 +54,12 @@ def report(cli, tested: dict, start: float) -> int:
             wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
         else:
             summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
-            wandb_line = f"W&B: {run.url}"
             if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
                 # every segment of the run (one per start, the same id), in order: half of them would upload half
                 segments = sorted(Path(summary["wandb_dir"]).parent.glob(f"offline-run-*-{run.id}"))
                 wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {' '.join(map(str, segments))}"
+            else:
+                wandb_line = f"W&B: {run.url}"
         finish = time.perf_counter()
         run.finish()
         phases["logger_finish"] = time.perf_counter() - finish
