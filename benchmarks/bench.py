@@ -55,11 +55,12 @@ def env1() -> dict:
 def plain_loop(xs, ys, batch_size, epochs, notebook: bool) -> tuple[int, float]:
     """(steps, seconds) of the plain loop. notebook: the notebooks' cells as written (F.one_hot(...).float(),
     exp, normalise, pluck, log, mean); else a tuned plain loop (scatter one-hot, F.cross_entropy)."""
-    n, V = len(xs), 27
-    W = torch.randn((V, V), generator=torch.Generator().manual_seed(2147483647), requires_grad=True)
+    n, V, device = len(xs), 27, xs.device
+    W = torch.randn((V, V), generator=torch.Generator().manual_seed(2147483647)).to(device).requires_grad_()
     steps, start = 0, time.perf_counter()
     for epoch in range(epochs):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)) if batch_size < n else None
+        order = None if order is None else order.to(device)
         for i in range(0, n, batch_size):
             bx, by = (xs, ys) if order is None else (xs[order[i : i + batch_size]], ys[order[i : i + batch_size]])
             if notebook:
@@ -68,16 +69,18 @@ def plain_loop(xs, ys, batch_size, epochs, notebook: bool) -> tuple[int, float]:
                 probs = counts / counts.sum(1, keepdims=True)
                 loss = -probs[torch.arange(len(by)), by.long()].log().mean()
             else:
-                xenc = torch.zeros(len(bx), V).scatter_(1, bx.long().unsqueeze(1), 1.0)
+                xenc = torch.zeros(len(bx), V, device=device).scatter_(1, bx.long().unsqueeze(1), 1.0)
                 loss = F.cross_entropy(xenc @ W, by.long())
             W.grad = None
             loss.backward()
             W.data += -0.1 * W.grad
             steps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return steps, time.perf_counter() - start
 
 
-def trainer_loop(dm, batch_size, epochs) -> tuple[int, float]:
+def trainer_loop(dm, batch_size, epochs, device: str = "cpu") -> tuple[int, float]:
     """(steps, seconds) of the project's Trainer: BigramLM and BigramDataModule as train.py builds them
     (momentum SGD, one-hot on the device), timed over the training epochs after the first (no validation)."""
     import lightning as L
@@ -98,7 +101,7 @@ def trainer_loop(dm, batch_size, epochs) -> tuple[int, float]:
     dm.hparams.batch_size = batch_size
     timer = Timer()
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         max_epochs=epochs + 1,
         logger=False,
@@ -118,7 +121,7 @@ def throughput(args) -> dict:
     dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
     dm.setup("fit")
     stream = dm.streams["train"]
-    xs, ys = stream[:-1], stream[1:]
+    xs, ys = stream[:-1].to(args.device), stream[1:].to(args.device)
     n = len(xs)
     out = {}
     for label, batch_size, epochs in (("full batch", n, args.full_steps), ("batch 4096", 4096, args.epochs_4096)):
@@ -126,7 +129,7 @@ def throughput(args) -> dict:
         rows = {
             "notebook loop": plain_loop(xs, ys, batch_size, epochs, notebook=True),
             "tuned plain loop": plain_loop(xs, ys, batch_size, epochs, notebook=False),
-            "Trainer": trainer_loop(dm, batch_size, epochs),
+            "Trainer": trainer_loop(dm, batch_size, epochs, args.device),
         }
         per_step = {k: (steps / sec, steps / sec * min(batch_size, n)) for k, (steps, sec) in rows.items()}
         out[label] = {
@@ -349,7 +352,7 @@ def table(results: dict) -> str:
     lines = []
     if "throughput" in results:
         lines.append(
-            f"{'training throughput (1 CPU thread)':40}{'steps/s':>10}{'pairs/s':>12}{'×notebook':>11}{'×tuned':>9}"
+            f"{'training throughput (--device)':40}{'steps/s':>10}{'pairs/s':>12}{'×notebook':>11}{'×tuned':>9}"
         )
         for label, rows in results["throughput"].items():
             for name, r in rows.items():
@@ -403,6 +406,7 @@ def table(results: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="endtoend,throughput,quality,sampling,scale", help="comma-separated sections")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the throughput section runs")
     p.add_argument("--pairs", type=int, default=3, help="alternating anchor/train.py pairs of the endtoend section")
     p.add_argument("--out", default="runs/benchmark.json", help="where the JSON goes")
     p.add_argument("--workdir", default="runs/benchmark", help="generated corpora and caches (reused)")

@@ -26,7 +26,7 @@ from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_devices
 from bigram_lightning.model import BigramLM
-from bigram_lightning.report import interrupted, report, stop_signal
+from bigram_lightning.report import interrupted, report, stop_at_sigterm, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
@@ -36,11 +36,9 @@ CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).par
 FLAGS = {
     "seed": (int, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
     "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
-    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N training steps (0: at "
-                                 "epoch ends only)"),
+    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N steps (0: at epoch ends only)"),
     "runs_dir": (str, "runs", "where each run gets its own directory"),
-    "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv in the run "
-               "directory) or none"),
+    "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv) or none"),
     "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
     "wandb.project": (str, "bigram-lightning", "W&B project"),
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online when W&B has an API key "
@@ -58,8 +56,7 @@ SHORTCUTS = {
 }
 SWITCHES = {
     "wandb.log_model": "upload the best and last checkpoints to W&B as an artifact at the end (online runs only)",
-    "quiet": "for logs and CI: no progress bar, no per-epoch samples, no Lightning or W&B chatter; only the final "
-    "table and errors",
+    "quiet": "for logs and CI: no progress bar, samples or Lightning/W&B chatter: the final table and errors only",
 }
 
 
@@ -186,8 +183,7 @@ class BigramCLI(LightningCLI):
             raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
-        """After an error: close the W&B run, and (unless `keep`) remove the run directory if this command made it
-        and it holds no checkpoint, so that no empty run directory is left looking like a real run."""
+        """Close the W&B run; unless `keep`, remove a run directory this command made that holds no checkpoint."""
         wandb = sys.modules.get("wandb")  # (imported only when a W&B run was started)
         if wandb is not None and wandb.run is not None:
             wandb.run.finish(exit_code=exit_code)
@@ -207,10 +203,6 @@ IGNORED = ("does not have many workers", "args parameter is intended", "exists a
            "smaller than the logging interval")  # fmt: skip
 
 
-def stop_now(signum: int, frame) -> None:
-    raise Stopped(signum)
-
-
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
     for text in IGNORED:
@@ -226,7 +218,7 @@ def main(args: Optional[list[str]] = None) -> int:
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
         if threading.current_thread() is threading.main_thread():  # between and after Lightning's calls, which
-            signal.signal(signal.SIGTERM, stop_now)  # only note a SIGTERM: the end phase stops as at Ctrl-C
+            signal.signal(signal.SIGTERM, stop_at_sigterm)  # only note a SIGTERM: the end phase stops as at Ctrl-C
         best = trainer.checkpoint_callback.best_model_path
         if not trainer.received_sigterm:
             tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)

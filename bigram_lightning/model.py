@@ -13,6 +13,47 @@ Momentum = restricted_number_type("Momentum", float, [(">=", 0), ("<", 1)])
 NAMES_VOCAB = ".abcdefghijklmnopqrstuvwxyz"  # names.txt's: the boundary '.', then a–z
 
 
+class DistinctRowsNLL(torch.autograd.Function):
+    """Σ_x c_x logsumexp(W[x]) - Σ_xy n_xy W[x, y] over a batch's distinct rows x and pairs xy, whose gradient is
+    one dense V×V tensor: autograd's own builds one per indexing and computes the exps twice (0.07 s a step at
+    V = 3,001 instead of 0.14 s, benchmarks/large_vocab_step.py)."""
+
+    @staticmethod
+    def forward(ctx, W: torch.Tensor, rows, c, pairs, n_xy) -> torch.Tensor:
+        P = W[rows]
+        m = P.amax(1, keepdim=True)
+        s = P.sub_(m).exp_().sum(1, keepdim=True)  # one exp per weight, in place: the softmax and its log-sum-exp
+        ctx.save_for_backward(rows, c, pairs, n_xy, P.div_(s))
+        ctx.V = len(W)
+        return (c * (m + s.log()).squeeze(1)).sum() - (n_xy * W.view(-1)[pairs]).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, c, pairs, n_xy, P = ctx.saved_tensors
+        G = P.new_zeros(ctx.V, ctx.V)
+        G[rows] = P.mul_((c * grad).unsqueeze(1))  # (rows and pairs are distinct: plain assignments)
+        G.view(-1)[pairs] -= n_xy * grad
+        return G, None, None, None, None
+
+
+def batch_nll(W: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean NLL of the pairs (xs, ys) under softmax(one_hot(x) @ W), and their number; ys may be the V×V count
+    matrix N of what follows each character (counts mode: the whole split's)."""
+    V = len(W)
+    # -Σ log softmax(one_hot(x) @ W)[y] over the pairs needs one log-sum-exp per character, not one per pair:
+    # O(B + V²) through the batch's V×V count matrix N (0.3 ms at V = 27, batch 4096, where the one-hot matmul
+    # takes 1.5 ms); past a million cells, through its distinct characters and pairs (0.07 s at V = 3,001)
+    if ys.dim() == 1 and V * V <= 1 << 20:
+        ys = torch.bincount(xs * V + ys, minlength=V * V).view(V, V)
+    if ys.dim() == 2:  # -Σ N ⊙ log softmax(W) / Σ N
+        n = ys.sum().to(W.dtype)
+        return F.cross_entropy(W, ys.to(W.dtype), reduction="sum") / n, n
+    rows, c = torch.unique(xs, return_counts=True)  # c_x and n_xy: the counts of the characters and the pairs
+    pairs, n_xy = torch.unique(xs * V + ys, return_counts=True)
+    n = c.sum().to(W.dtype)
+    return DistinctRowsNLL.apply(W, rows, c.to(W.dtype), pairs, n_xy.to(W.dtype)) / n, n
+
+
 class BigramLM(L.LightningModule):
     def __init__(
         self,
@@ -53,20 +94,7 @@ class BigramLM(L.LightningModule):
         # ys: the next characters of the pairs xs, or (counts mode) the V×V counts N of each next character;
         # pairs mode adds n_step, the pairs of the whole step over every device
         xs, ys, *n_step = batch
-        V = len(self.W)
-        # -Σ log softmax(one_hot(x) @ W)[y] over the pairs needs one log-sum-exp per character, not one per pair:
-        # O(B + V²) through the batch's V×V count matrix N (0.3 ms at V = 27, batch 4096, where the one-hot matmul
-        # takes 1.5 ms); past a million cells, through its distinct characters and pairs (0.17 s at V = 3,001)
-        if ys.dim() == 1 and V * V <= 1 << 20:
-            ys = torch.bincount(xs * V + ys, minlength=V * V).view(V, V)
-        if ys.dim() == 2:  # N (counts mode: the whole split's): -Σ N ⊙ log softmax(W) / Σ N
-            n = ys.sum().to(self.W.dtype)
-            nll = F.cross_entropy(self.W, ys.to(self.W.dtype), reduction="sum") / n
-        else:  # Σ_x c_x logsumexp(W[x]) - Σ_xy n_xy W[x, y], c_x and n_xy the counts of characters and pairs
-            rows, c = torch.unique(xs, return_counts=True)
-            pairs, n_xy = torch.unique(xs * V + ys, return_counts=True)
-            n = c.sum().to(self.W.dtype)
-            nll = ((c * self.W[rows].logsumexp(1)).sum() - (n_xy * self.W.view(-1)[pairs]).sum()) / n
+        nll, n = batch_nll(self.W, xs, ys)
         if stage != "train":
             self.nll.update(nll, weight=n)
             return {"loss": nll}

@@ -87,6 +87,10 @@ def report(cli, tested: dict, start: float) -> int:
     return 0
 
 
+def stop_at_sigterm(signum: int, frame) -> None:
+    raise Stopped(signum)
+
+
 def stop_signal(cli, e: BaseException) -> Optional[int]:
     """The signal that stopped the run, if one did. Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
     training step, with SystemExit."""
