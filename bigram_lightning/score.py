@@ -4,6 +4,7 @@ n + 1 bigrams of '.' + word + '.'), and the list's NLL per bigram (as train.py's
 import json
 import math
 import sys
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -21,6 +22,11 @@ def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> tor
     pair_logprobs = logprobs[ids[:-1], ids[1:]].double()
     owner = torch.repeat_interleave(torch.arange(len(words)), torch.tensor([len(w) + 1 for w in words]))
     return torch.zeros(len(words), dtype=torch.float64).index_add_(0, owner, pair_logprobs)
+
+
+def columns(text: str) -> int:
+    """The terminal columns `text` takes: East Asian wide and full-width characters (CJK) take two."""
+    return sum(1 + (unicodedata.east_asian_width(ch) in "WF") for ch in text)
 
 
 @tool_main
@@ -79,13 +85,15 @@ def main(argv: list[str]) -> None:
             print(json.dumps(row | {f"{m}_logprob": logps[m][w] for m in models if w in logps[m]}, ensure_ascii=False))
         print(json.dumps({"totals": totals}, ensure_ascii=False))
         return
-    width = max(12, min(30, max(len(w) for w in words)))
+    width = max(12, min(30, max(map(columns, words))))
     print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({m})':>14}" for m in models))
     for w in words:
         if w in problems:
-            print(f"{w:<{width}} not scored: {problems[w]}")
+            print(f"{w}{' ' * (width - columns(w))} not scored: {problems[w]}")
         else:
-            print(f"{w:<{width}} {len(w) + 1:>7}" + "".join(f" {logps[m][w]:>14.4f}" for m in models))
+            print(
+                f"{w}{' ' * (width - columns(w))} {len(w) + 1:>7}" + "".join(f" {logps[m][w]:>14.4f}" for m in models)
+            )
     print(f"\n{len(scored)} of {len(words)} words scored ({n_bigrams} bigrams)")
     if skipped:
         print(f"{skipped} skipped: characters outside the vocabulary {alphabet!r}, or the word boundary {BOUNDARY!r}")

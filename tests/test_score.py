@@ -116,3 +116,28 @@ def test_missing_checkpoint_is_one_line(workdir, tool):
         err == "error: --ckpt last: no run under runs/ has checkpoints/last.ckpt: train first "
         "(python train.py), or pass --runs_dir or --ckpt PATH\n"
     )
+
+
+def test_the_table_stays_aligned_with_double_width_characters(workdir, train, tool):
+    """A Chinese word list: each CJK character takes two terminal columns, so the bigrams column starts at the
+    same column on every row, whatever mix of scripts the words are in."""
+    import unicodedata
+
+    chars = [chr(0x4E00 + i) for i in range(60)]
+    (workdir / "zh.txt").write_text("\n".join(chars[i % 60] + chars[(7 * i) % 60] for i in range(600)) + "\n")
+    assert train("--data.path", "zh.txt", "--max_epochs", "1", "--samples.num", "0", "--pictures", "false")[0] == 0
+    (workdir / "score.txt").write_text(f"{chars[0]}{chars[7]}\n{chars[1]}\nqq\n{chars[2] * 5}\n")
+    code, out, err = tool(main, "score.txt")
+    assert code == 0, err
+    rows = out.split("\n\n")[0].splitlines()[1:]
+    assert len(rows) == 4
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+    for row in rows:
+        word = row.split()[0]
+        pad = 12 - columns(word)  # the word column is 12 columns wide (the longest word here takes 10)
+        field = row[len(word) + pad :]
+        assert row[len(word) : len(word) + pad] == " " * pad and field.startswith(" "), out
+        assert field.startswith(" not scored") or field[1:8].strip() == str(len(word) + 1), out
