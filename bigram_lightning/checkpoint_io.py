@@ -67,6 +67,11 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # a SIGTERM that lands after this hook ran for a step: Lightning stops at that step's end, saved here
+        if trainer.received_sigterm and self.signum is None and trainer.state.fn == "fit":
+            self.save(trainer)
+
 
 def checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list[Checkpoint]:
     """best.ckpt (the lowest val/loss), then last.ckpt."""

@@ -137,6 +137,30 @@ def assert_same_run(run: Path, rows: list[dict], reference) -> None:
 
 
 @pytest.mark.slow
+def test_a_sigterm_after_the_steps_checkpoint_hook_still_saves_that_step(
+    workdir, words_file, train, reference, monkeypatch
+):
+    """A SIGTERM can land after last.ckpt's hook ran for a step (here: in the model's hook, which Lightning calls
+    after the callbacks'); Lightning then stops at that step's end. The step is saved on the way out, and the
+    resumed run ends as the uninterrupted one."""
+    S = steps_per_epoch(words_file)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.trainer.global_step == S + 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(BigramLM, "on_train_batch_end", on_train_batch_end)
+        code, _, err, _ = train(*ARGS)
+    run = the_run("runs")
+    assert code == 128 + signal.SIGTERM and ckpt(run)["global_step"] == S + 5, err
+    rows = metrics(run / "metrics.csv")
+    code, _, err, _ = train("--ckpt_path", "last")
+    assert code == 0, err
+    assert_same_run(run, rows + metrics(run / "metrics.csv"), reference["pairs"])
+
+
+@pytest.mark.slow
 def test_resume_at_an_epoch_end_is_exact(workdir, words_file, train, reference):
     """2 epochs, then `--ckpt_path last --max_epochs 4`: the same W, optimizer state and logged losses as 4."""
     code, _, err, _ = train(*ARGS[:-1], "2")
