@@ -11,7 +11,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from bigram_lightning.errors import Diverged
+from bigram_lightning.errors import Diverged, UserError
 from bigram_lightning.sample import decode, sample
 
 
@@ -155,10 +155,17 @@ class DrawPictures(L.Callback):
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
         # without a text per cell: ~0.2 s, where the notebooks' annotated grid takes ~1.5 s (bigram-plot draws it)
         W, counts, history = pl_module.W, dm.counts["train"], self.losses.history
-        self.paths = draw_pictures(W, counts, history, dm.vocab, run_dir, run_dir.name, labels=False)
-        if isinstance(trainer.logger, WandbLogger):
-            for path in self.paths:
-                trainer.logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+        try:  # (a full disk, a read-only place: PIL's write, or W&B's copy into its media directory)
+            self.paths = draw_pictures(W, counts, history, dm.vocab, run_dir, run_dir.name, labels=False)
+            if isinstance(trainer.logger, WandbLogger):
+                for path in self.paths:
+                    trainer.logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
+        except OSError as e:
+            raise UserError(
+                f"cannot write the pictures into {run_dir} ({e.strerror or e}): free some space, or pass --pictures "
+                f"false; the checkpoints are whole: {run_dir / 'checkpoints' / 'last.ckpt'} holds step "
+                f"{trainer.global_step}, and python train.py --ckpt_path last finishes the run"
+            ) from None
         self.seconds = time.perf_counter() - start
 
 

@@ -535,3 +535,27 @@ def test_a_full_disk_ends_in_one_line_and_leaves_the_checkpoints_whole(workdir, 
     code, _, err, summary = train("--ckpt_path", "last", "--max_epochs", "2")
     assert code == 0, err
     assert summary["epochs"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["png", "wandb"])
+def test_pictures_on_a_full_disk_end_in_one_line_with_the_checkpoints_whole(workdir, words_file, train, where):
+    """No space left when the pictures are written (PIL's write of the PNG, or W&B's copy of it into its media
+    directory): one `error:` line naming what and where, exit code 2, no traceback; the checkpoints are whole
+    and `--ckpt_path last` finishes the run once there is room."""
+    from lightning.pytorch.loggers import WandbLogger
+    from matplotlib.figure import Figure
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(*((Figure, "savefig") if where == "png" else (WandbLogger, "log_image")), full)
+        code, out, err, summary = train(*ARGS[:-1], "1", "--logger", "wandb")
+    run = the_run("runs")
+    assert code == 2 and summary is None and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: cannot write the pictures into {run} (No space left on device)"), line
+    assert f"{run}/checkpoints/last.ckpt holds step {ckpt(run)['global_step']}" in line
+    code, _, err, summary = train("--ckpt_path", "last", "--logger", "wandb")
+    assert code == 0 and len(summary["pictures"]) == 2, err
