@@ -26,7 +26,7 @@ from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_devices
 from bigram_lightning.model import BigramLM
-from bigram_lightning.report import interrupted, report, stop_at_sigterm, stop_signal
+from bigram_lightning.report import cannot_write, interrupted, report, stop_at_sigterm, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
@@ -41,8 +41,7 @@ FLAGS = {
     "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv) or none"),
     "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
     "wandb.project": (str, "bigram-lightning", "W&B project"),
-    "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online when W&B has an API key "
-                   "and is reachable, else offline (sync later)"),
+    "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online with a key and a server"),
     "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
     "wandb.tags": (list[str], [], "W&B tags, as in --wandb.tags '[a, b]'"),
 }  # fmt: skip
@@ -225,10 +224,13 @@ def main(args: Optional[list[str]] = None) -> int:
         if trainer.received_sigterm:  # (during the pictures or the test): the checkpoints are whole
             raise Stopped(signal.SIGTERM)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
-    except (UserError, MisconfigurationException) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    except (UserError, MisconfigurationException, OSError) as e:
+        line = cannot_write(cli, e) if isinstance(e, OSError) else f"error: {str(e).splitlines()[0]}"
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         if cli is not None:
-            cli.discard_run()
+            cli.discard_run(keep=isinstance(e, OSError))
         return 2
     except (Stopped, KeyboardInterrupt, SystemExit) as e:
         signum = stop_signal(cli, e)

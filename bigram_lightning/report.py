@@ -1,6 +1,7 @@
 """The end of a run: the final NLLs beside the count model's, summary.json and where things are; or the one line
 that says where an interrupted run stopped and how to go on."""
 
+import errno
 import json
 import os
 import signal
@@ -104,13 +105,27 @@ def stop_signal(cli, e: BaseException) -> Optional[int]:
     return None
 
 
-def interrupted(cli) -> str:
-    """One line: where the run stopped, what is saved, and how to go on."""
-    last, trainer = cli.run_dir / "checkpoints" / "last.ckpt", cli.trainer
-    saved = (
+def saved(cli) -> str:
+    last = cli.run_dir / "checkpoints" / "last.ckpt"
+    return (
         f"{last} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
         if last.is_file()
         else "no checkpoint yet"
     )
-    runs = f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
-    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved}: resume with python train.py --ckpt_path last{runs}"
+
+
+def interrupted(cli) -> str:
+    """One line: where the run stopped, what is saved, and how to go on."""
+    trainer, runs = cli.trainer, f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
+    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved(cli)}: resume with python train.py --ckpt_path last{runs}"
+
+
+def cannot_write(cli, e: OSError) -> Optional[str]:
+    """The one line for a full disk or a read-only place met by any writer of the run (W&B's media files, a
+    library's), or None: any other OSError is a bug and shows as one."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or getattr(cli, "trainer", None) is None:
+        return None
+    return (
+        f"error: cannot write {e.filename or 'into ' + str(cli.run_dir)} ({e.strerror}): free some space or choose a "
+        f"writable --runs_dir; the checkpoints are whole: {saved(cli)}"
+    )

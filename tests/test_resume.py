@@ -559,3 +559,29 @@ def test_pictures_on_a_full_disk_end_in_one_line_with_the_checkpoints_whole(work
     assert f"{run}/checkpoints/last.ckpt holds step {ckpt(run)['global_step']}" in line
     code, _, err, summary = train("--ckpt_path", "last", "--logger", "wandb")
     assert code == 0 and len(summary["pictures"]) == 2, err
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_a_writer_of_w_and_b_ends_in_one_line(workdir, words_file, train):
+    """W&B writes its media files (the samples table, the charts) from this process: no space left there in epoch
+    1 is one `error:` line naming the file, exit code 2, the run directory kept with epoch 0's checkpoint whole."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    log_table, calls = WandbLogger.log_table, []
+
+    def full(self, *args, **kwargs):  # epoch 0's samples table is written; epoch 1's finds the disk full
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", "runs/X/wandb/media/table/samples.json")
+        return log_table(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(WandbLogger, "log_table", full)
+        code, out, err, summary = train(*ARGS[:-1], "2", "--logger", "wandb")
+    run = the_run("runs")
+    assert code == 2 and summary is None and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: cannot write runs/X/wandb/media/table/samples.json (No space left on device)")
+    assert line.endswith(
+        f"the checkpoints are whole: {run}/checkpoints/last.ckpt holds step {ckpt(run)['global_step']}"
+    )
