@@ -4,9 +4,7 @@ import difflib
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +24,7 @@ from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_devices
 from bigram_lightning.model import BigramLM
-from bigram_lightning.report import cannot_write, interrupted, report, stop_at_sigterm, stop_signal
+from bigram_lightning.report import cannot_write, interrupted, report, sigterm_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
@@ -210,19 +208,16 @@ def main(args: Optional[list[str]] = None) -> int:
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
-    level, sigterm = logging.getLogger("lightning.pytorch").level, signal.getsignal(signal.SIGTERM)
+    level = logging.getLogger("lightning.pytorch").level
     try:
         cli = BigramCLI(args)
         trainer, model, dm = cli.trainer, cli.model, cli.datamodule
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
-        if threading.current_thread() is threading.main_thread():  # between and after Lightning's calls, which
-            signal.signal(signal.SIGTERM, stop_at_sigterm)  # only note a SIGTERM: the end phase stops as at Ctrl-C
         best = trainer.checkpoint_callback.best_model_path
-        if not trainer.received_sigterm:
-            tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
-        if trainer.received_sigterm:  # (during the pictures or the test): the checkpoints are whole
-            raise Stopped(signal.SIGTERM)
+        with sigterm_noted(trainer):  # a SIGTERM during the pictures or the test stops the run as Ctrl-C does
+            if not trainer.received_sigterm:
+                tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
     except (UserError, MisconfigurationException, OSError) as e:
         line = cannot_write(cli, e) if isinstance(e, OSError) else f"error: {str(e).splitlines()[0]}"
@@ -241,8 +236,6 @@ def main(args: Optional[list[str]] = None) -> int:
         return 128 + signum
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, sigterm)
         for var, value in saved.items():  # the variables a run sets for itself and the processes it starts
             if value is None:
                 os.environ.pop(var, None)

@@ -16,8 +16,9 @@ class Diverged(UserError):
     """Training stopped at a non-finite or exploded loss."""
 
 
-class Stopped(Exception):
-    """Training stopped at a signal (SIGTERM, SIGINT), after saving last.ckpt at that step."""
+class Stopped(BaseException):
+    """The run stopped at a signal (SIGTERM, SIGINT), after saving last.ckpt at that step. A BaseException, as
+    KeyboardInterrupt: no library's `except Exception` may swallow it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
