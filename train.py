@@ -1,8 +1,6 @@
 """Train the bigram neural net: `python train.py --help` lists every option."""
 
-import sys
-
-from bigram_lightning.cli import main
+from bigram_lightning.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

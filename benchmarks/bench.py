@@ -54,9 +54,11 @@ def env1() -> dict:
 # ---------------------------------------------------------------------------------------------- throughput
 def plain_loop(xs, ys, batch_size, epochs, notebook: bool) -> tuple[int, float]:
     """(steps, seconds) of the plain loop. notebook: the notebooks' cells as written (F.one_hot(...).float(),
-    exp, normalise, pluck, log, mean); else a tuned plain loop (scatter one-hot, F.cross_entropy)."""
+    exp, normalise, pluck, log, mean, `W.data += -lr * W.grad`); else a tuned plain loop (scatter one-hot,
+    F.cross_entropy, torch.optim.SGD with train.py's momentum 0.9)."""
     n, V, device = len(xs), 27, xs.device
     W = torch.randn((V, V), generator=torch.Generator().manual_seed(2147483647)).to(device).requires_grad_()
+    sgd = torch.optim.SGD([W], lr=0.1, momentum=0.9)
     steps, start = 0, time.perf_counter()
     for epoch in range(epochs):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)) if batch_size < n else None
@@ -73,7 +75,10 @@ def plain_loop(xs, ys, batch_size, epochs, notebook: bool) -> tuple[int, float]:
                 loss = F.cross_entropy(xenc @ W, by.long())
             W.grad = None
             loss.backward()
-            W.data += -0.1 * W.grad
+            if notebook:
+                W.data += -0.1 * W.grad
+            else:
+                sgd.step()
             steps += 1
     if device.type == "cuda":
         torch.cuda.synchronize()
