@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
 from bigram_lightning.errors import Diverged, UserError
@@ -95,6 +95,39 @@ class StopOnDivergence(L.Callback):
                 f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay "
                 f"({saved})"
             )
+
+
+class StopWhenFlat(EarlyStopping):
+    """Ends training after the first epoch that improves val/loss by less than min_delta (on names.txt: after 5 of
+    the 10 epochs, 0.002 nats short of where 10 end). A run resumed with another --max_epochs trains exactly that
+    many, the user having asked for them, whether or not this had ended the run it resumes."""
+
+    def __init__(self, min_delta: float = 1e-3) -> None:
+        super().__init__(monitor="val/loss", min_delta=min_delta, patience=1, check_on_train_epoch_end=False)
+        self.max_epochs, self.active = None, True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.max_epochs is not None and trainer.max_epochs != self.max_epochs:
+            self.active = False  # resumed with another number of epochs: all of them
+        elif self.active and self.stopped_epoch:
+            trainer.should_stop = True  # it had stopped the run: resumed as it was, the run is done
+        self.max_epochs = trainer.max_epochs
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active:
+            super().on_validation_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active and self.stopped_epoch:
+            pl_module.print(f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than "
+                            f"{abs(self.min_delta):g} (--early_stopping false trains all {trainer.max_epochs} epochs)")  # fmt: skip
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"max_epochs": self.max_epochs, "active": self.active}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.max_epochs, self.active = state_dict["max_epochs"], state_dict["active"]
 
 
 class LossHistory(L.Callback):

@@ -41,8 +41,9 @@ FLAGS = {
     "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
     "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N steps (0: at epoch ends only)"),
     "runs_dir": (str, "runs", "where each run gets its own directory"),
-    "logger": (Literal["wandb", "csv", "none"], "wandb", "wandb (Weights & Biases), csv (metrics.csv) or none"),
+    "logger": (Literal["wandb", "csv", "none"], "wandb", "where metrics go: W&B, metrics.csv or none"),
     "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
+    "early_stopping": (bool, True, "stop after an epoch that improves val NLL by < 0.001 (false: all max_epochs)"),
     "wandb.project": (str, "bigram-lightning", "W&B project"),
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online with a key and a server"),
     "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
@@ -173,6 +174,7 @@ class BigramCLI(LightningCLI):
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []
         callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
+        callbacks += [cb.StopWhenFlat()] if self.config.early_stopping else []
         plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":

@@ -71,11 +71,10 @@ class BigramLM(L.LightningModule):
 
         Args:
             vocab: the characters, boundary '.' first; train.py takes it from the data.
-            optimizer: sgd (the notebooks', with momentum) or adam (each weight moves ~lr a step: the rare rows
-                of a large vocabulary converge too).
+            optimizer: sgd (the notebooks', with momentum) or adam (large vocabularies: rare rows converge too).
             lr: learning rate (adam takes ~0.5 where sgd takes ~20).
             momentum: SGD momentum (0 is the notebooks' plain `W.data -= lr * W.grad`).
-            lr_decay: the learning rate is multiplied by this after every epoch (1 keeps it constant).
+            lr_decay: lr *= lr_decay after every epoch (1: constant).
             reg: weight of the smoothing term reg * (W**2).mean(), the notebooks' regularisation.
             init_seed: seeds the torch.Generator that draws the initial W (torch.randn), as in the notebooks.
         """

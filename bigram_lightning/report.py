@@ -78,8 +78,8 @@ def report(cli, tested: dict, start: float) -> int:
     )
     reg = cli.model.hparams.reg  # (smoothing keeps the net from the count model on purpose)
     if summary["train_gap"] > 0.05 and reg == 0:
-        print(f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs), "
-              "raise --model.lr, or use --data.mode counts")  # fmt: skip
+        print(f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
+              "--early_stopping false), raise --model.lr, or use --data.mode counts")  # fmt: skip
     if summary["val_gap"] > 0.1:
         # the term is a mean over V² weights: the same pull per weight as the notebooks' 0.01 at V = 27
         suggested = 0.01 * (len(dm.vocab) / 27) ** 2

@@ -56,6 +56,31 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert f"val NLL   {summary['val_loss']:>8.4f}{summary['val_count_nll']:>18.4f}" in out
 
 
+def val_losses(run: Path) -> list[float]:
+    lines = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    column = lines[0].index("val/loss")
+    return [float(r[column]) for r in lines[1:] if r[column]]
+
+
+def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(workdir, words_file, train):
+    """On by default: training ends after the first epoch that improves val/loss by less than 0.001, every one
+    before it having improved it by more. Resumed as it was, the run is done; resumed with another --max_epochs, it
+    trains exactly that many (the user asked for them); --early_stopping false trains all --max_epochs."""
+    args = ("--data.path", "words.txt", "--samples.num", "0", "--pictures", "false", "--model.lr", "5")
+    code, out, err, summary = train(*args, "--max_epochs", "40")
+    assert code == 0, err
+    (run,) = run_dirs(workdir)
+    losses = val_losses(run)
+    gains = [a - b for a, b in zip(losses, losses[1:])]
+    assert 2 <= summary["epochs"] == len(losses) < 40
+    assert all(g >= 1e-3 for g in gains[:-1]) and gains[-1] < 1e-3
+    assert train(*args, "--ckpt_path", "last")[3]["global_step"] == summary["global_step"]  # nothing left to do
+    code, out, err, more = train(*args, "--ckpt_path", "last", "--max_epochs", str(summary["epochs"] + 3))
+    assert code == 0 and more["epochs"] == summary["epochs"] + 3, err
+    code, out, err, summary = train(*args, "--max_epochs", "7", "--early_stopping", "false", "--runs_dir", "all")
+    assert code == 0 and summary["epochs"] == 7, err
+
+
 def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
     """train/loss is logged only on the steps the logger writes (self.log costs a fifth of a step): those rows are
     the very rows of a run that logs every step, at the same steps, none stale."""
@@ -136,6 +161,8 @@ def test_W_is_basically_N(workdir, names_txt, train):
         "1",
         "--samples.num",
         "0",
+        "--early_stopping",
+        "false",
     )
     assert code == 0, err
     W = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]

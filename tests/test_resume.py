@@ -24,7 +24,10 @@ from bigram_lightning.runs import find_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 128
-ARGS = ["--data.path", "words.txt", "--data.batch_size", str(BATCH), "--samples.num", "2", "--max_epochs", "4"]
+# all 4 epochs (early stopping has its own case): resumed with another --max_epochs, a run trains them all
+ARGS = ["--data.path", "words.txt", "--data.batch_size", str(BATCH), "--samples.num", "2", "--early_stopping", "false",
+        "--max_epochs", "4"]  # fmt: skip
+EARLY = ["--early_stopping", "true", "--max_epochs", "12"]
 COUNTS = ["--data.mode", "counts", "--data.steps_per_epoch", "10", "--precision", "64-true"]
 
 
@@ -92,7 +95,7 @@ def reference(tmp_path_factory):
     cwd, out = os.getcwd(), {}
     os.chdir(root)
     try:
-        for mode, extra in (("pairs", []), ("counts", COUNTS)):
+        for mode, extra in (("pairs", []), ("counts", COUNTS), ("early", EARLY)):
             assert main([*QUIET, *ARGS, *extra, "--runs_dir", mode]) == 0
             run = the_run(mode)
             out[mode] = (ckpt(run), metrics(run / "metrics.csv"))
@@ -177,23 +180,27 @@ def test_resume_at_an_epoch_end_is_exact(workdir, words_file, train, reference):
     assert_same_run(run, rows + metrics(run / "metrics.csv"), reference["pairs"])
 
 
-@pytest.mark.parametrize("case", ["mid-epoch", "before-last-batch", "epoch-end", "counts-64-true"])
+@pytest.mark.parametrize("case", ["mid-epoch", "before-last-batch", "epoch-end", "counts-64-true", "early"])
 @pytest.mark.slow
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(workdir, words_file, train, reference, monkeypatch, case):
     """--checkpoint_every_n_steps N, stopped right after a checkpoint, then `--ckpt_path last`: bitwise the
     uninterrupted run. mid-epoch: in epoch 1, after the LR decayed once; before-last-batch: one batch of the
     epoch left; epoch-end: N divides the epoch, whose last step is saved at its end (after validation);
-    counts-64-true: counts mode in float64, mid-epoch (W is not rounded through float32 on loading)."""
+    counts-64-true: counts mode in float64, mid-epoch (W is not rounded through float32 on loading); early:
+    mid-epoch with early stopping, which ends the uninterrupted run before its 12 epochs."""
     S = steps_per_epoch(words_file)
     n, kill_at, extra = {
         "mid-epoch": (5, 5 * (S // 5 + 2), []),
         "before-last-batch": (2 * S - 1, 2 * S - 1, []),
         "epoch-end": (S, S, []),
         "counts-64-true": (3, 15, COUNTS),
+        "early": (5, 5 * (S // 5 + 2), EARLY),
     }[case]
     assert kill_at % S != 0 or case == "epoch-end"
     run, rows, _ = stop_and_resume(train, monkeypatch, workdir, kill_at, *extra, "--checkpoint_every_n_steps", str(n))
-    assert_same_run(run, rows, reference["counts" if case.startswith("counts") else "pairs"])
+    mode = case if case == "early" else "counts" if case.startswith("counts") else "pairs"
+    assert mode != "early" or 2 <= reference["early"][0]["epoch"] < 11  # (stopped early, after the kill)
+    assert_same_run(run, rows, reference[mode])
 
 
 @pytest.mark.slow
@@ -544,13 +551,13 @@ def test_pictures_on_a_full_disk_end_in_one_line_with_the_checkpoints_whole(work
     directory): one `error:` line naming what and where, exit code 2, no traceback; the checkpoints are whole
     and `--ckpt_path last` finishes the run once there is room."""
     from lightning.pytorch.loggers import WandbLogger
-    from matplotlib.figure import Figure
+    from PIL import Image
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(*((Figure, "savefig") if where == "png" else (WandbLogger, "log_image")), full)
+        m.setattr(*((Image.Image, "save") if where == "png" else (WandbLogger, "log_image")), full)
         code, out, err, summary = train(*ARGS[:-1], "1", "--logger", "wandb")
     run = the_run("runs")
     assert code == 2 and summary is None and "Traceback" not in err
