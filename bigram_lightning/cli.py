@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -27,7 +26,7 @@ from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Stopped, UserError, check_devices
+from bigram_lightning.errors import Stopped, UserError, check_devices, quiet_startup
 from bigram_lightning.model import BigramLM
 from bigram_lightning.report import cannot_write, interrupted, report, sigterm_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
@@ -195,18 +194,6 @@ class BigramCLI(LightningCLI):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def not_for_this_project(record: logging.LogRecord) -> bool:
-    """Lightning's advert for its logging service, and its TPU line on machines without TPUs."""
-    return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
-
-
-# start-up warnings that do not apply: batches are slices of in-memory tensors (worker processes would only add
-# IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
-# small word lists have fewer steps per epoch than the logging interval
-IGNORED = ("does not have many workers", "args parameter is intended", "exists and is not empty", "LeafSpec",
-           "smaller than the logging interval")  # fmt: skip
-
-
 def run() -> None:
     """`python train.py` and `bigram-train`: main, then out without the interpreter's teardown, ~1 s of freeing the
     ~400,000 objects of torch, Lightning and W&B that the finished run no longer needs (issue 12)."""
@@ -220,9 +207,7 @@ def run() -> None:
 
 def main(args: Optional[list[str]] = None) -> int:
     start, cli = time.perf_counter(), None
-    for text in IGNORED:
-        warnings.filterwarnings("ignore", f".*{text}.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
+    quiet_startup()
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}

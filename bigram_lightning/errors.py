@@ -1,8 +1,11 @@
-"""How mistakes are reported: `error: <problem>: <fix>` on one line, exit code 2, no traceback."""
+"""How mistakes are reported: `error: <problem>: <fix>` on one line, exit code 2, no traceback; and no warnings
+that do not apply."""
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -70,3 +73,21 @@ def check_devices(accelerator, devices) -> None:
             f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
             "'[0, 1]', or auto"
         )
+
+
+# start-up warnings that do not apply: batches are slices of in-memory tensors (worker processes would only add
+# IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
+# small word lists have fewer steps per epoch than the logging interval
+IGNORED = ("does not have many workers", "args parameter is intended", "exists and is not empty", "LeafSpec",
+           "smaller than the logging interval")  # fmt: skip
+
+
+def not_for_this_project(record: logging.LogRecord) -> bool:
+    """Lightning's advert for its logging service, and its TPU line on machines without TPUs."""
+    return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
+
+
+def quiet_startup() -> None:
+    for text in IGNORED:
+        warnings.filterwarnings("ignore", f".*{text}.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)

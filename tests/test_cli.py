@@ -369,7 +369,7 @@ def test_every_config_key_is_documented(config):
 def test_start_up_filters_do_not_pile_up_in_process(workdir, words_file, train):
     import logging
 
-    from bigram_lightning.cli import not_for_this_project
+    from bigram_lightning.errors import not_for_this_project
 
     for _ in range(2):
         assert train("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0")[0] == 0
