@@ -5,7 +5,7 @@ Sections (all by default; `--only` picks some):
   endtoend    the issue's measure: the whole default `python train.py` (W&B offline as without a key, the pictures
               drawn) against the anchor as a user runs it (`python ../shared/bench/recipe_to_target.py
               data/names.txt 0.01`, default threads), in alternating pairs (--pairs); the ratio's median and the
-              phases of train.py's runs (summary.json)
+              phases of train.py's runs (summary.json); and once the anchor with one thread, as train.py pins it
   quality     seconds from process start to val/loss within 0.01 of the count model: the notebooks' recipe
               (benchmarks/recipe.py) against the default `python train.py`
   sampling    names/s of sampling.sample + decode against the notebooks' one-name-at-a-time loop
@@ -165,9 +165,9 @@ def endtoend(args) -> dict:
     shutil.copy(NAMES, work / "data" / "names.txt")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OMP_"))} | {"HOME": str(work)}
 
-    def wall(cmd: list) -> tuple[float, str]:
+    def wall(cmd: list, **extra_env) -> tuple[float, str]:
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, cwd=work, env=env | extra_env, capture_output=True, text=True, check=True)
         return time.perf_counter() - start, proc.stdout
 
     pairs = []
@@ -180,7 +180,9 @@ def endtoend(args) -> dict:
             k: summary[k] for k in keys
         })  # fmt: skip
     ratios = sorted(p["ratio"] for p in pairs)
-    return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
+    # train.py pins one intra-op thread (unless OMP_NUM_THREADS says otherwise): the anchor that way too, once
+    one_thread_s, _ = wall([sys.executable, str(ANCHOR), "data/names.txt", "0.01"], OMP_NUM_THREADS="1")
+    return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2], "anchor_one_thread_s": one_thread_s}
 
 
 # ------------------------------------------------------------------------------------------ time to quality
@@ -375,6 +377,7 @@ def table(results: dict) -> str:
             )
         lines.append(f"  median ratio {e['median_ratio']:.2f} (target 0.8); val_loss - val_count_nll "
                      f"{e['pairs'][-1]['val_loss'] - e['pairs'][-1]['val_count_nll']:.4f}")  # fmt: skip
+        lines.append(f"  the anchor with OMP_NUM_THREADS=1 (train.py's own setting): {e['anchor_one_thread_s']:.2f} s")
     if "quality" in results:
         q = results["quality"]
         lines.append(

@@ -9,7 +9,7 @@ Where things are, in the order a run meets them:
     data.py        the LightningDataModule: split by word, resumable samplers, batches of ids
     model.py       BigramLM: W, logits = one_hot(x) @ W, the softmax NLL step
     counts.py      the count model N, the optimum the net approaches
-    callbacks.py   samples, the count model's NLL, the divergence stop, the loss history, the pictures
+    callbacks.py   samples, the count model's NLL, the divergence and early stops, the loss history, the pictures
     checkpoint_io.py, checkpoints.py   checkpoints written whole, and read without running code
     tracking.py    Weights & Biases: online or offline, one W&B run across resumes
     report.py      the final table and summary.json
