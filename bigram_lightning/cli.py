@@ -197,7 +197,12 @@ class BigramCLI(LightningCLI):
 def run() -> None:
     """`python train.py` and `bigram-train`: main, then out without the interpreter's teardown, ~1 s of freeing the
     ~400,000 objects of torch, Lightning and W&B that the finished run no longer needs (issue 12)."""
-    code = main()
+    try:
+        code = main()
+    except SystemExit as e:  # --help, --print_config: out as fast
+        if not isinstance(e.code, (int, type(None))):
+            raise
+        code = e.code or 0
     wandb.teardown()  # what the skipped exit handlers would have closed
     logging.shutdown()
     sys.stdout.flush()
