@@ -91,6 +91,11 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
     return path
 
 
+def dashed(draw: ImageDraw.ImageDraw, x_from: float, x_to: float, y: float) -> None:
+    for x in range(round(x_from), round(x_to), 12):
+        draw.line((x, y, min(x + 6, x_to), y), "black")
+
+
 def draw_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
     """The loss curve PNG: train and val NLL per epoch (0: the random initialisation) against the count model's val
     NLL, the optimum; beside it, when there are two epochs or more, the same from epoch 1, zoomed in."""
@@ -116,8 +121,7 @@ def draw_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
             if lo <= v <= hi:
                 draw.line((x0, Y(v), x0 + w, Y(v)), "#e6e6e6")
                 text((x0 - 6, Y(v)), f"{v:.4g}", 10, anchor="rm")
-        for x in range(x0, x0 + w, 12):  # the count model's NLL, dashed
-            draw.line((x, Y(count_nll), min(x + 6, x0 + w), Y(count_nll)), "black")
+        dashed(draw, x0, x0 + w, Y(count_nll))  # the count model's NLL
         legend = [(f"val NLL of the count model (+1): {count_nll:.4f}", "black", None)]
         for key, label, colour, marker in series:
             points = [(X(row["epoch"]), Y(row[key])) for row in rows]
@@ -131,7 +135,10 @@ def draw_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
         text((x0 - 65, y0 + h // 2), "NLL (nats per character)", 11, rotate=True)
         for i, (label, colour, marker) in enumerate(legend):  # top right, where the curves have come down
             y = y0 + 16 + 20 * i
-            draw.line((x0 + w - 330, y, x0 + w - 300, y), colour, 2)
+            if marker:
+                draw.line((x0 + w - 330, y, x0 + w - 300, y), colour, 2)
+            else:
+                dashed(draw, x0 + w - 330, x0 + w - 300, y)
             text((x0 + w - 292, y), label, 10, anchor="lm")
     text((600, 24), "Loss" + (f" — {subtitle}" if subtitle else ""), 14)
     canvas.image.save(path)

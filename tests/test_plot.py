@@ -6,7 +6,7 @@ from PIL import Image
 
 from bigram_lightning.callbacks import LossHistory
 from bigram_lightning.checkpoints import HISTORY_KEY
-from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_grid, main
+from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_curve, draw_grid, main
 from bigram_lightning.vocab import Vocab
 
 
@@ -80,3 +80,12 @@ def test_a_large_vocabulary_gets_a_plain_grid_of_at_most_2000_pixels(tmp_path):
     with Image.open(draw_grid(P, P, vocab, tmp_path / "grid.png")) as im:
         assert max(im.size) <= 2000
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("epochs", [0, 1, 30])
+def test_the_loss_curve_draws_any_history(tmp_path, epochs):
+    """Only the initialisation, one epoch (one panel), or 30 (thinned ticks, flat curves that touch the optimum)."""
+    rows = [{"epoch": e, "train_nll": 2.5 + 1 / (e + 1), "val_nll": 2.5 + 1 / (e + 1), "val_count_nll": 2.5}
+            for e in range(epochs + 1)]  # fmt: skip
+    with Image.open(draw_curve(rows, tmp_path / LOSS_PNG, "run")) as im:
+        assert im.size == (1200, 480)
