@@ -187,8 +187,7 @@ class BigramCLI(LightningCLI):
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
         """Close the W&B run; unless `keep`, remove a run directory this command made that holds no checkpoint."""
-        wandb = sys.modules.get("wandb")  # (imported only when a W&B run was started)
-        if wandb is not None and wandb.run is not None:
+        if wandb.run is not None:
             wandb.run.finish(exit_code=exit_code)
         if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
