@@ -1,4 +1,5 @@
-"""Around the training step: samples, the count model's NLL, the divergence stop, the losses, pictures and timing."""
+"""Around the training step: samples, the count model's NLL, the divergence and early stops, the losses, pictures,
+timing and the progress bar."""
 
 import math
 import os
@@ -183,7 +184,7 @@ class DrawPictures(L.Callback):
         if not trainer.is_global_zero:
             return
         start = time.perf_counter()
-        from bigram_lightning.pictures import draw_pictures  # matplotlib: imported where it draws
+        from bigram_lightning.pictures import draw_pictures  # PIL and matplotlib: imported where they draw
 
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
         # without a text per cell: 0.1 s, where the notebooks' annotated grid takes 0.7 s (bigram-plot draws it)

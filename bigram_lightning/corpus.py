@@ -1,6 +1,6 @@
 """A word file -> a cached token stream '.w1.w2.…wn.' on disk: read in blocks (memory stays flat), validated, encoded
 once per content (SHA-256) and memory-mapped after. The bigram pairs are simply consecutive ids: no list of words,
-no N×2 pair list and no N×V one-hot ever exists outside a batch."""
+no N×2 pair list and no N×V one-hot ever exists."""
 
 import hashlib
 import json

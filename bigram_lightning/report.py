@@ -22,9 +22,8 @@ def report(cli, tested: dict, start: float) -> int:
     """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
     which the model now holds."""
     trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.trainer.checkpoint_callback
-    clock, pictures = (
-        next((c for c in trainer.callbacks if isinstance(c, t)), None) for t in (PhaseClock, DrawPictures)
-    )
+    clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
+    pictures = next((c for c in trainer.callbacks if isinstance(c, DrawPictures)), None)
     phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
     phases |= {"pictures": pictures.seconds if pictures else 0.0, "logger_finish": 0.0}
     summary = {
@@ -120,11 +119,9 @@ def stop_signal(cli, e: BaseException) -> Optional[int]:
 
 def saved(cli) -> str:
     last = cli.run_dir / "checkpoints" / "last.ckpt"
-    return (
-        f"{last} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
-        if last.is_file()
-        else "no checkpoint yet"
-    )
+    if not last.is_file():
+        return "no checkpoint yet"
+    return f"{last} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
 
 
 def interrupted(cli) -> str:

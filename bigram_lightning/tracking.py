@@ -101,8 +101,5 @@ class WandbRun(L.Callback):
                 config = json.loads(json.dumps(self.config, default=str))  # config file paths become strings
                 logger.experiment.config.update({"config": config, "data": data}, allow_val_change=True)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict:  # (not loaded back: the resumed run's own run.json holds its id)
         return {"wandb_id": self.wandb_id}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        pass  # the run in progress has its own run.json; the checkpoint's id was read before it started
