@@ -93,6 +93,17 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
+    """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
+    from bigram_lightning.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    proc = train_py(tmp_path, "--help", env={"COLUMNS": "100"})
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert proc.returncode == 0 and proc.stdout == capsys.readouterr().out and len(proc.stdout.splitlines()) > 200
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_run(tmp_path, names_txt):
     (tmp_path / "data").mkdir()
