@@ -62,7 +62,9 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
     cell = side / V
     for k, (P, title) in enumerate(panels):
         x0 = LEFT + k * (side + GAP)
-        shades = Image.fromarray((blues(norm(P))[..., :3] * 255).astype("uint8"))
+        # more cells than pixels (a large vocabulary): shade only the cells a nearest-pixel resize would keep
+        at = ((np.arange(side) + 0.5) * V / side).astype(int) if side < V else slice(None)
+        shades = Image.fromarray((blues(norm(P[at][:, at]))[..., :3] * 255).astype("uint8"))
         canvas.image.paste(shades.resize((side, side), Image.NEAREST), (x0, TOP))
         text((x0 + side // 2, TOP - 50), title, 14)
         text((x0 + side // 2, TOP + side + 40), "next character j", 12)
@@ -70,7 +72,7 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
         for i, c in enumerate(vocab.itos if V <= LABELS_UP_TO else ""):  # (beyond, the characters would overlap)
             text((x0 + (i + 0.5) * cell, TOP - 12), c, 10)
             text((x0 - 14, TOP + (i + 0.5) * cell), c, 10)
-        dark = norm(P) > 0.55  # white text on dark cells: every label readable whatever the shade
+        dark = norm(P) > 0.55 if labels else None  # white text on dark cells: readable whatever the shade
         for i, j in product(range(V), repeat=2) if labels else ():
             # the bigram, and P(j | i) with three decimals ('.132'): the notebooks' cell
             label = vocab.itos[i] + vocab.itos[j] + "\n" + (f"{P[i, j]:.3f}".lstrip("0") or "0")
