@@ -39,8 +39,7 @@ def fetch_default(path: Path) -> Path:
     try:
         with urllib.request.urlopen(MAKEMORE_URL, timeout=TIMEOUT) as response:
             data = response.read()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != MAKEMORE_SHA256:
+        if (digest := hashlib.sha256(data).hexdigest()) != MAKEMORE_SHA256:
             raise ValueError(f"downloaded file has SHA-256 {digest}, expected {MAKEMORE_SHA256}")
         write_atomic(path, data)
         print(f"downloaded {MAKEMORE_URL} to {path} (SHA-256 verified)", file=sys.stderr)

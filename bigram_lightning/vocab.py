@@ -22,8 +22,7 @@ class Vocab:
 
     def encode(self, text: str) -> torch.Tensor:
         """Token ids of every character of `text` (int64)."""
-        unknown = set(text) - self.stoi.keys()
-        if unknown:
+        if unknown := set(text) - self.stoi.keys():
             raise UserError(f"characters {''.join(sorted(unknown))!r} are not in the vocabulary {self.itos!r}")
         return torch.tensor(list(map(self.stoi.__getitem__, text)), dtype=torch.long)  # (map: no Python loop)
 
