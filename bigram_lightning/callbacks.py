@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import wandb
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
@@ -159,8 +160,6 @@ class LossHistory(L.Callback):
             print(f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
                   f"model {r['val_count_nll']:.4f})", flush=True)  # fmt: skip
         if isinstance(trainer.logger, WandbLogger):
-            import wandb  # only with a WandbLogger, which has imported it already
-
             epochs, net, count = ([r[k] for r in self.history] for k in ("epoch", "val_nll", "val_count_nll"))
             keys = ["val/loss (net)", "val/count_nll (count model, +1)"]
             title = "val/loss against val/count_nll"

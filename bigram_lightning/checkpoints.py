@@ -54,11 +54,10 @@ def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
         return raw
     others = sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime)
     good = next((p for p in others if p != path and checkpoint_problem(p) is None), None)
+    hint = f"pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
     if good:
-        raise UserError(f"{path} {raw}: the last good checkpoint is {good} ({flag} {good})")
-    raise UserError(
-        f"{path} {raw}: pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
-    )
+        hint = f"the last good checkpoint is {good} ({flag} {good})"
+    raise UserError(f"{path} {raw}: {hint}")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import lightning as L
+import wandb
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -52,8 +53,6 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
         print(f"note: --wandb.log_model: the run is {mode}, so no checkpoint is uploaded", file=sys.stderr)
     if rank_zero_only.rank != 0:  # the other processes never log: Lightning gives them a dummy experiment
         return WandbLogger(project=cfg.project, id=wandb_id, mode=mode)
-    import wandb
-
     init = dict(
         project=cfg.project, name=cfg.name or run_dir.name, tags=list(cfg.tags), id=wandb_id,
         # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
@@ -91,15 +90,14 @@ class WandbRun(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
-        for logger in trainer.loggers if trainer.is_global_zero else []:
-            if isinstance(logger, WandbLogger):
-                data = {
-                    "file": dm.hparams.data_file, "sha256": dm.hparams.data_sha256, "vocab": dm.vocab.itos,
-                    "words": {s: int((dm.streams[s] == 0).sum()) - 1 for s in dm.streams},
-                    "pairs": {s: dm.num_pairs(s) for s in dm.streams},
-                }  # fmt: skip
-                config = json.loads(json.dumps(self.config, default=str))  # config file paths become strings
-                logger.experiment.config.update({"config": config, "data": data}, allow_val_change=True)
+        if trainer.is_global_zero and isinstance(trainer.logger, WandbLogger):  # (the CLI gives a run one logger)
+            data = {
+                "file": dm.hparams.data_file, "sha256": dm.hparams.data_sha256, "vocab": dm.vocab.itos,
+                "words": {s: int((dm.streams[s] == 0).sum()) - 1 for s in dm.streams},
+                "pairs": {s: dm.num_pairs(s) for s in dm.streams},
+            }  # fmt: skip
+            config = json.loads(json.dumps(self.config, default=str))  # config file paths become strings
+            trainer.logger.experiment.config.update({"config": config, "data": data}, allow_val_change=True)
 
     def state_dict(self) -> dict:  # (not loaded back: the resumed run's own run.json holds its id)
         return {"wandb_id": self.wandb_id}
