@@ -64,7 +64,7 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
         x0 = LEFT + k * (side + GAP)
         # more cells than pixels (a large vocabulary): shade only the cells a nearest-pixel resize would keep
         at = ((np.arange(side) + 0.5) * V / side).astype(int) if side < V else slice(None)
-        shades = Image.fromarray((blues(norm(P[at][:, at]))[..., :3] * 255).astype("uint8"))
+        shades = Image.fromarray(blues(norm(P[at][:, at]), bytes=True)[..., :3])
         canvas.image.paste(shades.resize((side, side), Image.NEAREST), (x0, TOP))
         text((x0 + side // 2, TOP - 50), title, 14)
         text((x0 + side // 2, TOP + side + 40), "next character j", 12)
@@ -80,7 +80,7 @@ def draw_grid(probs, count_probs, vocab: Vocab, path: Path, subtitle: str = "", 
     # the colour bar: shade by shade, with the probabilities it stands for
     x0, y0, height = width - RIGHT - BAR, TOP + side // 5, side * 3 // 5
     ramp = np.linspace(1, 0, height)[:, None].repeat(BAR, 1)
-    canvas.image.paste(Image.fromarray((blues(ramp)[..., :3] * 255).astype("uint8")), (x0, y0))
+    canvas.image.paste(Image.fromarray(blues(ramp, bytes=True)[..., :3]), (x0, y0))
     canvas.draw.rectangle((x0, y0, x0 + BAR, y0 + height), outline="black")
     for p in (0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0):
         if p <= norm.vmax:

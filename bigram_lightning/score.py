@@ -88,12 +88,9 @@ def main(argv: list[str]) -> None:
     width = max(12, min(30, max(map(columns, words))))
     print(f"{'word':<{width}} {'bigrams':>7}" + "".join(f" {f'log P ({m})':>14}" for m in models))
     for w in words:
-        if w in problems:
-            print(f"{w}{' ' * (width - columns(w))} not scored: {problems[w]}")
-        else:
-            print(
-                f"{w}{' ' * (width - columns(w))} {len(w) + 1:>7}" + "".join(f" {logps[m][w]:>14.4f}" for m in models)
-            )
+        scores = "".join(f" {logps[m][w]:>14.4f}" for m in models if w in logps[m])
+        row = f"not scored: {problems[w]}" if w in problems else f"{len(w) + 1:>7}{scores}"
+        print(f"{w}{' ' * (width - columns(w))} {row}")
     print(f"\n{len(scored)} of {len(words)} words scored ({n_bigrams} bigrams)")
     if skipped:
         print(f"{skipped} skipped: characters outside the vocabulary {alphabet!r}, or the word boundary {BOUNDARY!r}")
