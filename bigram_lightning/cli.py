@@ -26,7 +26,7 @@ from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Stopped, UserError, check_devices, quiet_startup
+from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_startup
 from bigram_lightning.model import BigramLM
 from bigram_lightning.report import cannot_write, interrupted, report, sigterm_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
@@ -141,7 +141,7 @@ class BigramCLI(LightningCLI):
             self.config.ckpt_path = None if path is None else str(path)
 
     def before_instantiate_classes(self) -> None:
-        check_devices(self.config.trainer.accelerator, self.config.trainer.devices)
+        check_trainer(self.config.trainer)
         # a checkpoint to resume is vetted before the data is read: a damaged one is named with a good one beside it
         self.ckpt = read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path") if self.config.ckpt_path else {}
         self.run_dir, self.new_run = (self.restart, False) if self.restart else run_dir_for(

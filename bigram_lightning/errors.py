@@ -58,8 +58,14 @@ def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
     return main
 
 
-def check_devices(accelerator, devices) -> None:
-    """Before the data is read; Lightning's own messages for these name neither the flag nor the fix."""
+def check_trainer(trainer) -> None:
+    """The Trainer's settings, before the data is read; Lightning's own messages name neither the flag nor the fix."""
+    if trainer.limit_val_batches == 0:  # (Lightning's fails at the test: no best.ckpt)
+        raise UserError(
+            f"--trainer.limit_val_batches {trainer.limit_val_batches:g} turns validation off, but best.ckpt, early "
+            "stopping and the final table need val/loss: pass a fraction of the val split instead (e.g. 0.1)"
+        )
+    accelerator, devices = trainer.accelerator, trainer.devices
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
         raise UserError(

@@ -35,6 +35,7 @@ FLAGS = {
     "gpu-without-gpu": (["--accelerator", "gpu"], ["--accelerator gpu", "use --accelerator cpu"]),
     "devices-0": (["--devices", "0"], ["--devices 0", "number of devices >= 1"]),
     "devices-negative": (["--devices", "-3"], ["--devices -3"]),
+    "no-validation": (["--trainer.limit_val_batches", "0"], ["--trainer.limit_val_batches 0 turns validation off"]),
     "lr-zero": (["--model.lr", "0"], ['"model.lr"', "PositiveFloat", "0 does not conform to restriction v>0"]),
     "lr-negative": (["--model.lr", "-1"], ['"model.lr"', "-1 does not conform to restriction v>0"]),
     "lr-not-a-number": (["--model.lr", "abc"], ['"model.lr"', "could not convert string to float: 'abc'"]),
