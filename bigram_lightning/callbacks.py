@@ -102,11 +102,12 @@ class StopOnDivergence(L.Callback):
 class StopWhenFlat(EarlyStopping):
     """Ends training after the first epoch that improves val/loss by less than min_delta (on names.txt: after 5 of
     the 10 epochs, 0.002 nats short of where 10 end). A run resumed with another --max_epochs trains exactly that
-    many, the user having asked for them, whether or not this had ended the run it resumes."""
+    many, the user having asked for them, whether or not this had ended the run it resumes. Switched off
+    (--early_stopping false), it is still there, so that its state in a checkpoint always has a home."""
 
-    def __init__(self, min_delta: float = 1e-3) -> None:
+    def __init__(self, enabled: bool = True, min_delta: float = 1e-3) -> None:
         super().__init__(monitor="val/loss", min_delta=min_delta, patience=1, check_on_train_epoch_end=False)
-        self.max_epochs, self.active = None, True
+        self.max_epochs, self.active = None, enabled
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.max_epochs is not None and trainer.max_epochs != self.max_epochs:
@@ -129,7 +130,7 @@ class StopWhenFlat(EarlyStopping):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self.max_epochs, self.active = state_dict["max_epochs"], state_dict["active"]
+        self.max_epochs, self.active = state_dict["max_epochs"], self.active and state_dict["active"]
 
 
 class LossHistory(L.Callback):

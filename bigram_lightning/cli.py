@@ -173,7 +173,7 @@ class BigramCLI(LightningCLI):
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []
         callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
-        callbacks += [cb.StopWhenFlat()] if self.config.early_stopping else []
+        callbacks += [cb.StopWhenFlat(self.config.early_stopping)]
         plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
         logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
         if self.config.logger == "wandb":

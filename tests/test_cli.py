@@ -62,7 +62,7 @@ def val_losses(run: Path) -> list[float]:
     return [float(r[column]) for r in lines[1:] if r[column]]
 
 
-def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(workdir, words_file, train):
+def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(workdir, words_file, train, recwarn):
     """On by default: training ends after the first epoch that improves val/loss by less than 0.001, every one
     before it having improved it by more. Resumed as it was, the run is done; resumed with another --max_epochs, it
     trains exactly that many (the user asked for them); --early_stopping false trains all --max_epochs."""
@@ -79,6 +79,10 @@ def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(w
     assert code == 0 and more["epochs"] == summary["epochs"] + 3, err
     code, out, err, summary = train(*args, "--max_epochs", "7", "--early_stopping", "false", "--runs_dir", "all")
     assert code == 0 and summary["epochs"] == 7, err
+    # switched off on resume: trains on to --max_epochs, and no warning of a callback state without its callback
+    code, out, err, more = train(*args, "--ckpt_path", str(run), "--early_stopping", "false", "--max_epochs", "40")
+    assert code == 0 and more["epochs"] == 40, err
+    assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
 
 
 def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
