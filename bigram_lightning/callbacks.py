@@ -121,9 +121,9 @@ class StopWhenFlat(EarlyStopping):
             super().on_validation_end(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.active and self.stopped_epoch:
-            pl_module.print(f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than "
-                            f"{abs(self.min_delta):g} (--early_stopping false trains all {trainer.max_epochs} epochs)")  # fmt: skip
+        if self.active and self.stopped_epoch and trainer.is_global_zero:  # (the progress bar has closed: print)
+            print(f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than {abs(self.min_delta):g} "
+                  f"(--early_stopping false trains all {trainer.max_epochs} epochs)")  # fmt: skip
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"max_epochs": self.max_epochs, "active": self.active}

@@ -67,8 +67,8 @@ def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(w
     before it having improved it by more. Resumed as it was, the run is done; resumed with another --max_epochs, it
     trains exactly that many (the user asked for them); --early_stopping false trains all --max_epochs."""
     args = ("--data.path", "words.txt", "--samples.num", "0", "--pictures", "false", "--model.lr", "5")
-    code, out, err, summary = train(*args, "--max_epochs", "40")
-    assert code == 0, err
+    code, out, err, summary = train(*args, "--max_epochs", "40", "--trainer.enable_progress_bar", "true")
+    assert code == 0 and "\nearly stopping: epoch " in out, err  # (printed after the progress bar has closed)
     (run,) = run_dirs(workdir)
     losses = val_losses(run)
     gains = [a - b for a, b in zip(losses, losses[1:])]
