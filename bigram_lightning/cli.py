@@ -28,7 +28,7 @@ from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_startup
 from bigram_lightning.model import BigramLM
-from bigram_lightning.report import cannot_write, interrupted, report, sigterm_noted, stop_signal
+from bigram_lightning.report import cannot_write, interrupted, report, signals_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
 
@@ -222,7 +222,7 @@ def main(args: Optional[list[str]] = None) -> int:
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
         best = trainer.checkpoint_callback.best_model_path
-        with sigterm_noted(trainer):  # a SIGTERM during the pictures or the test stops the run as Ctrl-C does
+        with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
             if not trainer.received_sigterm:
                 tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0

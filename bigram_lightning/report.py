@@ -90,18 +90,20 @@ def report(cli, tested: dict, start: float) -> int:
 
 
 @contextlib.contextmanager
-def sigterm_noted(trainer):
-    """Lightning handles SIGTERM in fit only (the pictures included): during the test one is noted here, and the
-    run stops after it. Noted, not raised in the handler: a library's bare `except:` could swallow that."""
+def signals_noted(trainer):
+    """Lightning handles SIGTERM and Ctrl-C in fit (the pictures included): during the test either is noted here,
+    and the run stops after it. Noted, not raised in the handler: a library's bare `except:` swallowed that (fsspec's
+    exists(), and the test then failed with 'best.ckpt not found')."""
     noted, main = [], threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: noted.append(signum)) if main else None
+    stops = (signal.SIGTERM, signal.SIGINT) if main else ()
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in stops}
     try:
         yield
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler or signal.SIG_DFL)
     if noted or trainer.received_sigterm:
-        raise Stopped(signal.SIGTERM)
+        raise Stopped(noted[0] if noted else signal.SIGTERM)
 
 
 def stop_signal(cli, e: BaseException) -> Optional[int]:
