@@ -13,7 +13,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from bigram_lightning.errors import Diverged, UserError
+from bigram_lightning.errors import NO_ROOM, Diverged, UserError
 from bigram_lightning.sample import decode, sample
 
 
@@ -194,7 +194,9 @@ class DrawPictures(L.Callback):
             if isinstance(trainer.logger, WandbLogger):
                 for path in self.paths:
                     trainer.logger.log_image(key=f"pictures/{path.stem}", images=[str(path)], step=trainer.global_step)
-        except OSError as e:
+        except OSError as e:  # (any other OSError is a bug, and shows as one)
+            if e.errno not in NO_ROOM:
+                raise
             raise UserError(
                 f"cannot write the pictures into {run_dir} ({e.strerror or e}): free some space, or pass --pictures "
                 f"false; the checkpoints are whole: {run_dir / 'checkpoints' / 'last.ckpt'} holds step "

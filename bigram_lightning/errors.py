@@ -2,6 +2,7 @@
 that do not apply."""
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -9,6 +10,8 @@ import warnings
 from typing import Callable, Optional
 
 import torch
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only place: the user's to fix
 
 
 class UserError(Exception):

@@ -2,7 +2,6 @@
 that says where an interrupted run stopped and how to go on."""
 
 import contextlib
-import errno
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ from typing import Optional
 import torch
 
 from bigram_lightning.callbacks import DrawPictures, PhaseClock
-from bigram_lightning.errors import Stopped
+from bigram_lightning.errors import NO_ROOM, Stopped
 from bigram_lightning.files import write_atomic
 
 
@@ -135,7 +134,7 @@ def interrupted(cli) -> str:
 def cannot_write(cli, e: OSError) -> Optional[str]:
     """The one line for a full disk or a read-only place met by any writer of the run (W&B's media files, a
     library's), or None: any other OSError is a bug and shows as one."""
-    if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or getattr(cli, "trainer", None) is None:
+    if e.errno not in NO_ROOM or getattr(cli, "trainer", None) is None:
         return None
     return (
         f"error: cannot write {e.filename or 'into ' + str(cli.run_dir)} ({e.strerror}): free some space or choose a "
