@@ -226,6 +226,13 @@ def main(args: Optional[list[str]] = None) -> int:
             if not trainer.received_sigterm:
                 tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
+    except (Stopped, KeyboardInterrupt, SystemExit, BrokenPipeError) as e:
+        signum = stop_signal(cli, e)
+        if signum is None or getattr(cli, "trainer", None) is None:  # --help, --print_config; or still starting
+            raise
+        cli.discard_run(128 + signum, keep=True)
+        print(interrupted(cli), file=sys.stderr)
+        return 128 + signum
     except (UserError, MisconfigurationException, OSError) as e:
         line = cannot_write(cli, e) if isinstance(e, OSError) else f"error: {str(e).splitlines()[0]}"
         if line is None:
@@ -234,13 +241,6 @@ def main(args: Optional[list[str]] = None) -> int:
         if cli is not None:
             cli.discard_run(keep=isinstance(e, OSError))
         return 2
-    except (Stopped, KeyboardInterrupt, SystemExit) as e:
-        signum = stop_signal(cli, e)
-        if signum is None or getattr(cli, "trainer", None) is None:  # --help, --print_config; or still starting
-            raise
-        cli.discard_run(128 + signum, keep=True)
-        print(interrupted(cli), file=sys.stderr)
-        return 128 + signum
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)
         for var, value in saved.items():  # the variables a run sets for itself and the processes it starts

@@ -55,10 +55,15 @@ def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            reader_gone()
         return 0
 
     return main
+
+
+def reader_gone() -> None:
+    """stdout's reader has gone (`| head`): what is still to be written goes nowhere, instead of failing again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def check_trainer(trainer) -> None:

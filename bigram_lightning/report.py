@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from bigram_lightning.callbacks import DrawPictures, PhaseClock
-from bigram_lightning.errors import NO_ROOM, Stopped
+from bigram_lightning.errors import NO_ROOM, Stopped, reader_gone
 from bigram_lightning.files import write_atomic
 
 
@@ -107,10 +107,13 @@ def signals_noted(trainer):
 
 def stop_signal(cli, e: BaseException) -> Optional[int]:
     """The signal that stopped the run, if one did. Lightning ends a run at SIGTERM, or at a Ctrl-C outside a
-    training step, with SystemExit."""
+    training step, with SystemExit; a print to a closed pipe fails with BrokenPipeError (Python ignores SIGPIPE)."""
     trainer = getattr(cli, "trainer", None)
     if isinstance(e, Stopped):
         return e.signum
+    if isinstance(e, BrokenPipeError):  # `python train.py | head`: stdout's reader has gone, as a SIGPIPE says
+        reader_gone()
+        return signal.SIGPIPE
     if trainer is not None and trainer.received_sigterm:
         return signal.SIGTERM
     if isinstance(e, KeyboardInterrupt) or (trainer is not None and trainer.state.status == "interrupted"):

@@ -93,6 +93,26 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_closed_stdout_stops_the_run_as_sigpipe_would(tmp_path):
+    """`python train.py | head`: once the reader has gone, the next print stops the run with one line on stderr and
+    exit code 141 (128 + SIGPIPE), no traceback; --ckpt_path last then finishes it."""
+    from conftest import WORDS
+
+    (tmp_path / "words.txt").write_text(WORDS)
+    args = [sys.executable, str(REPO / "train.py"), "--data.path", "words.txt", "--logger", "none", "--max_epochs", "2"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run(args, cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted at step ") and line.endswith("resume with python train.py --ckpt_path last")
+    resumed = train_py(tmp_path, "--ckpt_path", "last", "--logger", "none")
+    assert resumed.returncode == 0 and resumed.stdout.strip().splitlines()[-1].startswith("summary: ")
+
+
 def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
     """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
     from bigram_lightning.cli import main
