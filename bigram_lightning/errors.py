@@ -91,9 +91,10 @@ def check_trainer(trainer) -> None:
 
 # start-up warnings that do not apply: batches are slices of in-memory tensors (worker processes would only add
 # IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
-# small word lists have fewer steps per epoch than the logging interval
+# small word lists have fewer steps per epoch than the logging interval; an epoch without validation
+# (--trainer.check_val_every_n_epoch) has no val/loss for best.ckpt, which waits for the next validation
 IGNORED = ("does not have many workers", "args parameter is intended", "exists and is not empty", "LeafSpec",
-           "smaller than the logging interval")  # fmt: skip
+           "smaller than the logging interval", "could not find the monitored key")  # fmt: skip
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:

@@ -85,6 +85,17 @@ def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(w
     assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
 
 
+def test_validating_every_other_epoch_keeps_the_best_validated_w_without_warnings(workdir, words_file, train, recwarn):
+    """--trainer.check_val_every_n_epoch 2: best.ckpt and early stopping follow the epochs that validate, and the
+    epochs between them, which have no val/loss, say nothing."""
+    args = ("--data.path", "words.txt", "--max_epochs", "4", "--samples.num", "0", "--pictures", "false")
+    code, out, err, summary = train(*args, "--trainer.check_val_every_n_epoch", "2", "--early_stopping", "false")
+    assert code == 0 and summary["epochs"] == 4, err
+    (run,) = run_dirs(workdir)
+    assert len(val_losses(run)) == 2 and summary["val_loss"] == min(val_losses(run))
+    assert not [w for w in recwarn if "monitored key" in str(w.message)], [str(w.message) for w in recwarn]
+
+
 def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
     """train/loss is logged only on the steps the logger writes (self.log costs a fifth of a step): those rows are
     the very rows of a run that logs every step, at the same steps, none stale."""
