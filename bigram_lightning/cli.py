@@ -221,7 +221,7 @@ def main(args: Optional[list[str]] = None) -> int:
         trainer, model, dm = cli.trainer, cli.model, cli.datamodule
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
-        best = trainer.checkpoint_callback.best_model_path
+        best = trainer.checkpoint_callback.best_model_path or None  # None: fit never validated; the final W is tested
         with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
             if not trainer.received_sigterm:
                 tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bigram_lightning.corpus import DEFAULT_PATH, MAX_WORD_LEN, cache_paths, load_corpus
 from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
-from bigram_lightning.errors import UserError
+from bigram_lightning.errors import UserError, check_val_interval
 from bigram_lightning.vocab import Vocab
 
 
@@ -231,7 +231,10 @@ class BigramDataModule(L.LightningDataModule):
         return loader(dataset, sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", self.hparams.batch_size, shuffle=True)
+        loader = self.loader("train", self.hparams.batch_size, shuffle=True)
+        if self.trainer:  # (the steps of an epoch are known now)
+            check_val_interval(self.trainer, len(loader))
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val", self.hparams.eval_batch_size, shuffle=False)

@@ -73,6 +73,11 @@ def check_trainer(trainer) -> None:
             f"--trainer.limit_val_batches {trainer.limit_val_batches:g} turns validation off, but best.ckpt, early "
             "stopping and the final table need val/loss: pass a fraction of the val split instead (e.g. 0.1)"
         )
+    for flag, value in (("--max_epochs", trainer.max_epochs), ("--trainer.max_steps", trainer.max_steps)):
+        if value == 0 or (value or 0) < -1:  # (Lightning would train nothing)
+            raise UserError(f"{flag} {value} trains nothing: pass 1 or more, or -1 for no limit")
+    if trainer.limit_train_batches == 0:
+        raise UserError("--trainer.limit_train_batches 0 trains nothing: pass 1 or more batches, or a fraction")
     accelerator, devices = trainer.accelerator, trainer.devices
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
@@ -86,6 +91,17 @@ def check_trainer(trainer) -> None:
         raise UserError(
             f"--devices {devices}: pass a number of devices >= 1, -1 for all of them, a list of device ids such as "
             "'[0, 1]', or auto"
+        )
+
+
+def check_val_interval(trainer, steps: int) -> None:
+    """A validation every N steps needs N <= the steps of an epoch (Lightning's ValueError names neither the flag
+    nor every fix)."""
+    every = trainer.val_check_interval
+    if isinstance(every, int) and every > steps and trainer.check_val_every_n_epoch is not None:
+        raise UserError(
+            f"--trainer.val_check_interval {every} exceeds the steps per epoch ({steps}): pass at most {steps}, a "
+            "fraction of an epoch (e.g. 0.5), or add --trainer.check_val_every_n_epoch null to count across epochs"
         )
 
 

@@ -21,6 +21,7 @@ def report(cli, tested: dict, start: float) -> int:
     """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
     which the model now holds."""
     trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.trainer.checkpoint_callback
+    last = run_dir / "checkpoints" / "last.ckpt"
     clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
     pictures = next((c for c in trainer.callbacks if isinstance(c, DrawPictures)), None)
     phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
@@ -28,14 +29,16 @@ def report(cli, tested: dict, start: float) -> int:
     summary = {
         "train_loss": dm.net_nll(cli.model.W, "train"),  # exactly, from the split's bigram counts (O(V²))
         "train_count_nll": dm.count_nll("train"),
-        "val_loss": float(best.best_model_score),  # best.ckpt's, as the Trainer logged it
+        # best.ckpt's, as the Trainer logged it; or the final W's, when training ended before its first validation
+        # (--trainer.max_steps within the first epoch), so that best.ckpt does not exist
+        "val_loss": float(best.best_model_score) if best.best_model_path else dm.net_nll(cli.model.W, "val"),
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
         "test_count_nll": tested["test/count_nll"],
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "best_ckpt": os.path.relpath(best.best_model_path),
-        "last_ckpt": str(run_dir / "checkpoints" / "last.ckpt"),
+        "best_ckpt": os.path.relpath(best.best_model_path) if best.best_model_path else None,
+        "last_ckpt": str(last) if last.is_file() else None,  # (None: not one step, as under a --trainer.max_time)
         "data_path": dm.hparams.data_file,
         "data_sha256": dm.hparams.data_sha256,
         "vocab": dm.vocab.itos,
@@ -83,7 +86,9 @@ def report(cli, tested: dict, start: float) -> int:
         suggested = 0.01 * (len(dm.vocab) / 27) ** 2
         print(f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
               f"--model.reg (e.g. {max(suggested, 2 * reg):.3g})")  # fmt: skip
-    print(f"best checkpoint: {summary['best_ckpt']}\nlast checkpoint: {summary['last_ckpt']}\n{wandb_line}")
+    tested = summary["best_ckpt"] or "none (training ended before its first validation: the final W was tested)"
+    last = summary["last_ckpt"] or "none (training ended before its first step)"
+    print(f"best checkpoint: {tested}\nlast checkpoint: {last}\n{wandb_line}")
     print(f"pictures: {' '.join(summary['pictures']) or 'none (--pictures false)'}\nsummary: {path}")
     return 0
 

@@ -96,6 +96,21 @@ def test_validating_every_other_epoch_keeps_the_best_validated_w_without_warning
     assert not [w for w in recwarn if "monitored key" in str(w.message)], [str(w.message) for w in recwarn]
 
 
+def test_a_run_that_ends_before_its_first_validation_tests_the_final_w(workdir, words_file, train):
+    """--trainer.max_steps within the first epoch: no validation ran, so no best.ckpt: the final W (last.ckpt's) is
+    tested and reported, with its exact val NLL, and the report says so."""
+    args = ("--data.path", "words.txt", "--data.batch_size", "64", "--samples.num", "0", "--pictures", "false")
+    code, out, err, summary = train(*args, "--trainer.max_steps", "3")
+    assert code == 0 and summary["global_step"] == 3 and summary["best_ckpt"] is None, err
+    assert "best checkpoint: none (training ended before its first validation: the final W was tested)" in out
+    last = torch.load(summary["last_ckpt"], weights_only=True)
+    assert last["global_step"] == 3
+    dm = BigramDataModule(path="words.txt")
+    dm.setup("test")
+    W = last["state_dict"]["W"]
+    assert summary["val_loss"] == dm.net_nll(W, "val") and abs(summary["test_loss"] - dm.net_nll(W, "test")) < 1e-5
+
+
 def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
     """train/loss is logged only on the steps the logger writes (self.log costs a fifth of a step): those rows are
     the very rows of a run that logs every step, at the same steps, none stale."""
