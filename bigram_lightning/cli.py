@@ -27,7 +27,7 @@ from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callba
 from bigram_lightning.checkpoints import read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_startup
-from bigram_lightning.model import BigramLM
+from bigram_lightning.model import BigramLM, Seed
 from bigram_lightning.report import cannot_write, interrupted, report, signals_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
 from bigram_lightning.tracking import WandbRun, wandb_logger
@@ -36,7 +36,7 @@ from bigram_lightning.tracking import WandbRun, wandb_logger
 CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs") if p.is_dir())
 # the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
 FLAGS = {
-    "seed": (int, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
+    "seed": (Seed, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
     "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
     "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N steps (0: at epoch ends only)"),
     "runs_dir": (str, "runs", "where each run gets its own directory"),
@@ -100,7 +100,7 @@ class BigramCLI(LightningCLI):
         for name in SHORTCUTS:
             parser.link_arguments(name, f"trainer.{name}")
         for target in ("model.init_seed", "data.seed", "samples.seed"):
-            parser.link_arguments("seed", target)
+            parser.link_arguments("seed", target, compute_fn=int)  # (a plain int: the checkpoint keeps it)
         parser.link_arguments("quiet", "samples.verbose", compute_fn=lambda quiet: not quiet)
         parser.link_arguments("data", "model.vocab", compute_fn=lambda data: data.vocab.itos, apply_on="instantiate")
 

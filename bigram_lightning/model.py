@@ -10,6 +10,7 @@ from jsonargparse.typing import NonNegativeFloat, PositiveFloat, restricted_numb
 from torchmetrics import MeanMetric
 
 Momentum = restricted_number_type("Momentum", float, [(">=", 0), ("<", 1)])
+Seed = restricted_number_type("Seed", int, [(">=", -(2**63)), ("<", 2**63)])  # what a torch.Generator takes
 NAMES_VOCAB = ".abcdefghijklmnopqrstuvwxyz"  # names.txt's: the boundary '.', then a–z
 
 

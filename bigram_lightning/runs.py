@@ -61,6 +61,8 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
     job id or by the time."""
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
+    if any(p.is_file() for p in (Path(runs_dir), *Path(runs_dir).parents)):
+        raise UserError(f"--runs_dir {runs_dir} is not a directory (a file is in its way): pass a directory")
     if ckpt_path is not None:
         run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parents[1]))
         if (run_dir / "run.json").is_file():

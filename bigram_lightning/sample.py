@@ -20,7 +20,7 @@ def sample(probs: torch.Tensor, num: int, generator: torch.Generator, max_len=50
     a name from scratch) and end at their first 0 or at max_len; positions after the end hold 0."""
     device, V = probs.device, len(probs)
     dtype = torch.uint8 if V <= 256 else torch.int32  # the smallest that holds the ids: int64 would dominate the work
-    out = torch.zeros(num, max_len, dtype=dtype, device=device)
+    columns = []  # the t-th character of every name: memory grows with the longest name drawn, not with max_len
     # inverse-CDF sampling: the character after i is the first j whose cumulative probability exceeds a uniform u.
     # Shifted by i, row i's cumulative probabilities end at i + 1, so all rows make one sorted list and one
     # searchsorted of i + u serves every name (no row gathered per name); float64 keeps u's precision
@@ -31,12 +31,12 @@ def sample(probs: torch.Tensor, num: int, generator: torch.Generator, max_len=50
     for t in range(max_len):
         u = torch.rand(len(ix), generator=generator, device=device, dtype=torch.float64)
         ix = torch.searchsorted(cdf, ix + u, right=True) - ix * V
-        out[live, t] = ix.to(dtype)
+        columns.append(torch.zeros(num, dtype=dtype, device=device).index_put_((live,), ix.to(dtype)))
         going = ix != 0
         live, ix = live[going], ix[going]
         if len(live) == 0:  # the boolean index above has already waited for the device: len() is free
-            return out[:, : t + 1]
-    return out
+            break
+    return torch.stack(columns, 1)
 
 
 def decode(ids: torch.Tensor, vocab: Vocab) -> list[str]:
@@ -48,6 +48,9 @@ def decode(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     narrow = int(codepoints.max()) < 256  # one byte per character, decoded as latin-1
     text = codepoints.to(torch.uint8 if narrow else torch.int32)[packed.long()]
     return text.numpy().tobytes().decode("latin-1" if narrow else "utf-32-le").split(BOUNDARY)[:-1]
+
+
+BATCH = 1 << 16  # names drawn at a time by bigram-sample
 
 
 @tool_main
@@ -74,6 +77,8 @@ def main(argv: list[str]) -> None:
     alphabet = ckpt.vocab.itos[1:]  # '.' is the boundary, never part of a name
     if args.num < 1:
         raise UserError(f"--num must be at least 1, got {args.num}")
+    if not -(2**63) <= args.seed < 2**63:
+        raise UserError(f"--seed must be a 64-bit integer (from -2**63 to 2**63 - 1), got {args.seed}")
     if not args.temperature > 0:  # also refuses NaN
         raise UserError(f"--temperature must be a positive number, got {args.temperature}")
     if args.max_len <= len(args.prefix):
@@ -87,30 +92,35 @@ def main(argv: list[str]) -> None:
             raise UserError(f"--new_only needs the training words, but {why_not}: run from where train.py ran")
     probs = ckpt.logprobs(args.temperature).exp().float()
     g = torch.Generator().manual_seed(args.seed)
-    start = ckpt.vocab.stoi[args.prefix[-1]] if args.prefix else 0
-    # in batches, larger when names may be refused; given up after many draws (a prefix whose names are all known)
-    names, drawn = [], 0
-    while len(names) < args.num:
+    start, max_len = ckpt.vocab.stoi[args.prefix[-1]] if args.prefix else 0, args.max_len - len(args.prefix)
+    # drawn a batch at a time (memory stays flat); printed as drawn, or, when names may be refused, once all are
+    # found, as drawing is given up after many draws (a prefix whose names are all known) and prints nothing then
+    names, drawn, printed, filtered = [], 0, 0, args.new_only or args.unique
+    while printed + len(names) < args.num:
         if drawn >= 100 * args.num + 10_000:
             raise UserError(
                 f"found only {len(names)} of {args.num} names after {drawn} draws: ask for fewer, raise "
                 "--temperature, or change --prefix"
             )
-        batch = max(2 * (args.num - len(names)), 1024) if args.new_only or args.unique else args.num
+        wanted = args.num - printed - len(names)
+        batch = min(max(2 * wanted, 1024) if filtered else wanted, BATCH)
         drawn += batch
-        ids = sample(probs, batch, g, args.max_len - len(args.prefix), start)
-        new = [args.prefix + name for name in decode(ids, ckpt.vocab)]
+        new = [args.prefix + name for name in decode(sample(probs, batch, g, max_len, start), ckpt.vocab)]
         if args.new_only:
             new = [name for name, known in zip(new, dm.in_train(new)) if not known]
         if args.unique:
             seen = set(names)
             new = [name for name in dict.fromkeys(new) if name not in seen]
-        names += new
-    names = names[: args.num]
-    if args.json:
-        logprobs = word_logprobs(ckpt.logprobs(), ckpt.vocab, names).tolist()
-        names = [json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False) for n, lp in zip(names, logprobs)]
-    print("\n".join(names))
+        names += new[:wanted]
+        if not filtered or len(names) == args.num:
+            if args.json:
+                logprobs = word_logprobs(ckpt.logprobs(), ckpt.vocab, names).tolist()
+                names = [
+                    json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False)
+                    for n, lp in zip(names, logprobs)
+                ]
+            print("\n".join(names))
+            printed, names = printed + len(names), []
 
 
 if __name__ == "__main__":

@@ -44,6 +44,12 @@ FLAGS = {
         ["--trainer.val_check_interval", "5"],
         ["--trainer.val_check_interval 5 exceeds the steps per epoch (1)", "--trainer.check_val_every_n_epoch null"],
     ),
+    "no-overfit-batches": (["--trainer.overfit_batches", "1"], ["--trainer.overfit_batches is not supported"]),
+    "seed-past-64-bits": (
+        ["--seed", str(2**64)],
+        ['"seed"', "does not conform to restriction v>=-9223372036854775808"],
+    ),
+    "runs-dir-a-file": (["--runs_dir", "words.txt/runs"], ["--runs_dir words.txt/runs is not a directory"]),
     "lr-zero": (["--model.lr", "0"], ['"model.lr"', "PositiveFloat", "0 does not conform to restriction v>0"]),
     "lr-negative": (["--model.lr", "-1"], ['"model.lr"', "-1 does not conform to restriction v>0"]),
     "lr-not-a-number": (["--model.lr", "abc"], ['"model.lr"', "could not convert string to float: 'abc'"]),

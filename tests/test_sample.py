@@ -24,6 +24,19 @@ def test_prints_num_names_from_last_deterministically(in_trained, tool):
     assert tool(main, "--num", "20", "--seed", "4")[1] != out
 
 
+def test_many_names_come_a_batch_at_a_time_and_max_len_costs_no_memory(in_trained, tool):
+    """More names than a batch: the first batch is what --num BATCH prints, the rest follows; a huge --max_len
+    allocates nothing up front (it was num × max_len bytes)."""
+    from bigram_lightning.sample import BATCH
+
+    code, out, err = tool(main, "--num", str(BATCH + 3), "--seed", "5")
+    names = out.splitlines()
+    assert code == 0 and len(names) == BATCH + 3, err
+    assert names[:BATCH] == tool(main, "--num", str(BATCH), "--seed", "5")[1].splitlines()
+    code, out, err = tool(main, "--num", "3", "--max_len", str(10**12))
+    assert code == 0 and len(out.splitlines()) == 3, err
+
+
 def test_prefix_max_len_unique_and_new_only(in_trained, tool):
     code, out, err = tool(main, "--num", "30", "--prefix", "ma", "--max_len", "6", "--unique", "--new_only")
     assert code == 0, err
@@ -68,6 +81,7 @@ def test_works_without_the_data_file(data_moved_away, tool):
         (["--prefix", "a.b"], "error: --prefix 'a.b': characters '.' are not in the vocabulary"),
         (["--prefix", "abc", "--max_len", "3"], "error: --max_len (3) must be longer than --prefix (3 characters)"),
         (["--num", "x"], "error: argument --num: invalid int value: 'x': see bigram-sample --help"),
+        (["--seed", str(2**64)], "error: --seed must be a 64-bit integer (from -2**63 to 2**63 - 1), got 1844"),
         (["--ckpt", "nope.ckpt"], "error: --ckpt nope.ckpt: no such file"),
         (["--ckpt", "words.txt"], "error: words.txt is not a PyTorch checkpoint: pass a checkpoint"),
         (["--runs_dir", "elsewhere"], "error: --ckpt last: no run under elsewhere/ has checkpoints/last.ckpt"),
