@@ -78,6 +78,12 @@ def first_word(path: Path, offset: int, block: bytes, bad) -> tuple[str, int]:
     return words[i], line_at(path, offset) + i
 
 
+def text_words(text: str) -> list[str]:
+    """The words of a text as training reads them: one per line, stripped (Python's str.strip), blank lines dropped,
+    in Unicode's composed form (NFC: 'é' is one character however the file spells it)."""
+    return [w for w in map(str.strip, unicodedata.normalize("NFC", text).splitlines()) if w]
+
+
 def block_words(path: Path, offset: int, block: bytes, max_word_len: int) -> np.ndarray:
     """The block's words as code points, each followed by '\\n': lines stripped (Python's str.strip), blank lines
     dropped, NFC. Refuses, naming the line, text that is not UTF-8, looks binary, or holds a word over the limit
@@ -104,7 +110,7 @@ def block_words(path: Path, offset: int, block: bytes, max_word_len: int) -> np.
                 f"data file {path} looks binary (control character U+{ord(control.group()):04X} at byte {at}, line "
                 f"{line_at(path, at)}): pass --data.path a UTF-8 text file with one word per line"
             )
-        words = "".join(w + "\n" for w in map(str.strip, unicodedata.normalize("NFC", text).splitlines()) if w)
+        words = "".join(w + "\n" for w in text_words(text))
         cps = np.frombuffer(words.encode("utf-32-le"), np.uint32)
     if np.diff(np.flatnonzero(cps == NEWLINE), prepend=-1).max(initial=0) - 1 > max_word_len:
         word, line = first_word(path, offset, block, lambda w: len(w) > max_word_len)

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import unicodedata
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,7 @@ def main(argv: list[str]) -> None:
         "the prefix's and the final '.' included",
     )
     args = p.parse_args(argv)
+    args.prefix = unicodedata.normalize("NFC", args.prefix)  # as the training words: 'é' is one character
     ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))
     alphabet = ckpt.vocab.itos[1:]  # '.' is the boundary, never part of a name
     if args.num < 1:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from bigram_lightning.checkpoints import Checkpoint
+from bigram_lightning.corpus import text_words
 from bigram_lightning.counts import count_logprobs
 from bigram_lightning.errors import UserError, tool_main, tool_parser
 from bigram_lightning.runs import find_checkpoint
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> None:
             text = Path(args.words).read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise UserError(f"word list {args.words} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
-    words = [line.strip() for line in text.splitlines() if line.strip()]
+    words = text_words(text.removeprefix("\ufeff"))  # (the byte-order mark of Windows tools is no character)
     if not words:
         raise UserError(f"word list {'stdin' if args.words == '-' else args.words} has no words: put one word per line")
     ckpt = Checkpoint.load(find_checkpoint(args.ckpt, args.runs_dir))

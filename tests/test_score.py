@@ -141,3 +141,20 @@ def test_the_table_stays_aligned_with_double_width_characters(workdir, train, to
         field = row[len(word) + pad :]
         assert row[len(word) : len(word) + pad] == " " * pad and field.startswith(" "), out
         assert field.startswith(" not scored") or field[1:8].strip() == str(len(word) + 1), out
+
+
+def test_words_are_read_as_training_reads_them(workdir, train, tool):
+    """A byte-order mark, Windows line breaks and decomposed accents (macOS's 'e' + U+0301): bigram-score and
+    bigram-sample --prefix see the words training saw, 'renée' with one 'é', and score every one."""
+    from bigram_lightning.sample import main as sample_main
+
+    words = ["renée", "andré", "zoé", "léa", "noémie"] * 20 + [f"{a}{b}" for a in "aeilmnorz" for b in "aeilmnorz"]
+    (workdir / "fr.txt").write_text("\n".join(words) + "\n")
+    assert train("--data.path", "fr.txt", "--max_epochs", "1", "--samples.num", "0", "--pictures", "false")[0] == 0
+    (workdir / "score.txt").write_bytes("\ufeffrene\u0301e\r\nzoe\u0301\r\n\r\nlea\n".encode())
+    code, out, err = tool(main, "score.txt", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["word"] for r in rows[:-1]] == ["renée", "zoé", "lea"], err
+    assert rows[-1]["totals"]["scored"] == 3 and rows[-1]["totals"]["bigrams"] == 6 + 4 + 4
+    code, out, err = tool(sample_main, "--prefix", "rene\u0301", "--num", "3")
+    assert code == 0 and all(name.startswith("rené") for name in out.splitlines()), err
