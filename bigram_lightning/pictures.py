@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bigram_lightning.checkpoints import Checkpoint
 from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import tool_main, tool_parser
+from bigram_lightning.errors import NO_ROOM, UserError, tool_main, tool_parser
 from bigram_lightning.runs import find_checkpoint
 from bigram_lightning.vocab import Vocab
 
@@ -174,7 +174,14 @@ def main(argv: list[str]) -> None:
         print(f"note: no loss curve: {ckpt.path} holds no loss history (train with this version)", file=sys.stderr)
     out_dir = Path(getattr(args, "out_dir", ckpt.run_dir))
     counts = dm.counts["train"] if dm else None
-    paths = draw_pictures(ckpt.W, counts, ckpt.history, ckpt.vocab, out_dir, f"{ckpt.run_dir.name}/{ckpt.path.name}")
+    try:
+        paths = draw_pictures(
+            ckpt.W, counts, ckpt.history, ckpt.vocab, out_dir, f"{ckpt.run_dir.name}/{ckpt.path.name}"
+        )
+    except OSError as e:  # out_dir is no writable directory, or the disk is full; any other OSError is a bug
+        if e.errno not in NO_ROOM and not str(e.filename).startswith(str(out_dir)):
+            raise
+        raise UserError(f"cannot write the pictures into {out_dir} ({e.strerror}): pass --out_dir a writable directory")
     print("\n".join(str(p) for p in paths))
 
 

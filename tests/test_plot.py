@@ -47,6 +47,13 @@ def test_bigram_plot_draws_for_last(in_trained, tmp_path, tool):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("out_dir", ["words.txt", "words.txt/pictures"], ids=["a-file", "through-a-file"])
+def test_an_out_dir_that_cannot_be_a_directory_is_one_line(in_trained, tool, out_dir):
+    code, out, err = tool(main, "--out_dir", out_dir)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: cannot write the pictures into {out_dir} (") and "pass --out_dir a writable" in err
+
+
 def test_bigram_plot_without_the_data_draws_the_learned_panel(data_moved_away, tool):
     code, out, err = tool(main, "--ckpt", str(data_moved_away), "--out_dir", "pics")
     assert code == 0
