@@ -60,6 +60,36 @@ def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
     raise UserError(f"{path} {raw}: {hint}")
 
 
+def check_resume(ckpt: dict, path: str, data, optimizer: str) -> None:
+    """A run resumes on what it was trained on: the same vocabulary, the same split of the same words (a changed
+    file, --seed or fraction would move words between train and val unnoticed), and the same optimizer."""
+    if not ckpt:
+        return
+    trained, was = ckpt.get("datamodule_hyper_parameters", {}), ckpt["hyper_parameters"]
+    trained_on = trained.get("data_file", "the data it was trained on")
+    if was["vocab"] != data.vocab:
+        raise UserError(
+            f"--ckpt_path {path} was trained on the vocabulary {was['vocab']!r}, but {data.data_file} has "
+            f"{data.vocab!r}: resume with --data.path {trained_on}"
+        )
+    if trained.get("data_sha256", data.data_sha256) != data.data_sha256:
+        raise UserError(
+            f"--ckpt_path {path} was trained on {trained_on} as it was then, but {data.data_file} has other words "
+            "(its SHA-256 differs): resume with the file it was trained on, or start a new run without --ckpt_path"
+        )
+    flags = {"seed": "--seed", "val_frac": "--data.val_frac", "test_frac": "--data.test_frac"}
+    if any(trained.get(k, data[k]) != data[k] for k in flags):
+        split = " ".join(f"{flag} {trained[k]}" for k, flag in flags.items())
+        raise UserError(
+            f"--ckpt_path {path} split its words with {split}: resume with the same split, or start a new run"
+        )
+    if was.get("optimizer", optimizer) != optimizer:
+        raise UserError(
+            f"--ckpt_path {path} was trained with --model.optimizer {was['optimizer']}, whose state it holds: resume "
+            f"with it, or start a new run with {optimizer}"
+        )
+
+
 @dataclass
 class Checkpoint:
     """The parts of a train.py checkpoint the tools use."""

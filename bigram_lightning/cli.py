@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from bigram_lightning import callbacks as cb
 from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
-from bigram_lightning.checkpoints import read_checkpoint
+from bigram_lightning.checkpoints import check_resume, read_checkpoint
 from bigram_lightning.data import BigramDataModule
 from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_startup
 from bigram_lightning.model import BigramLM, Seed
@@ -156,13 +156,7 @@ class BigramCLI(LightningCLI):
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # main restores it
 
     def instantiate_trainer(self, **kwargs):
-        vocab, itos = self.ckpt.get("hyper_parameters", {}).get("vocab"), self.datamodule.vocab.itos
-        if vocab is not None and vocab != itos:
-            trained_on = self.ckpt.get("datamodule_hyper_parameters", {}).get("data_file", "the data it was trained on")
-            raise UserError(
-                f"--ckpt_path {self.config.ckpt_path} was trained on the vocabulary {vocab!r}, but "
-                f"{self.datamodule.hparams.data_file} has {itos!r}: resume with --data.path {trained_on}"
-            )
+        check_resume(self.ckpt, self.config.ckpt_path, self.datamodule.hparams, self.config.model.optimizer)
         wandb_id = self.ckpt.get("callbacks", {}).get("WandbRun", {}).get("wandb_id")
         config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
         info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)

@@ -160,6 +160,22 @@ def test_a_checkpoint_of_another_vocabulary_is_refused(workdir, train, trained_h
     )
 
 
+def test_a_resume_that_would_change_the_split_or_the_optimizer_is_refused(workdir, train, trained_here):
+    """Resuming continues the same run: a changed data file (same characters, other words), --seed or fraction
+    would silently move words between train, val and test; another optimizer has no state in the checkpoint."""
+    resume = ("--ckpt_path", "last", "--max_epochs", "2")
+    line = assert_refused(
+        workdir, train(*resume, "--seed", "5"), "split its words with --seed 2147483647", runs_before=1
+    )
+    assert line.endswith("--data.val_frac 0.1 --data.test_frac 0.1: resume with the same split, or start a new run")
+    assert_refused(workdir, train(*resume, "--data.test_frac", "0.2"), "split its words with", runs_before=1)
+    line = assert_refused(workdir, train(*resume, "--model.optimizer", "adam"), "--model.optimizer sgd", runs_before=1)
+    assert line.endswith("resume with it, or start a new run with adam")
+    with open(workdir / "words.txt", "a") as f:
+        f.write("zzyzx\n")
+    assert_refused(workdir, train(*resume), "was trained on words.txt as it was then", "SHA-256", runs_before=1)
+
+
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(workdir, words_file, train):
     """lr_decay 1e9: epoch 0 trains at lr 20, epoch 1 at 2e10. The run stops at the first exploded loss; the
     checkpoint of epoch 0 is neither overwritten nor damaged."""
