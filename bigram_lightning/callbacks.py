@@ -121,9 +121,11 @@ class StopWhenFlat(EarlyStopping):
             super().on_validation_end(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.active and self.stopped_epoch and trainer.is_global_zero:  # (the progress bar has closed: print)
+        epochs = trainer.max_epochs  # (-1: no limit)
+        cut = self.active and self.stopped_epoch > 0 and not 0 <= epochs <= self.stopped_epoch + 1  # (not at the last)
+        if cut and trainer.is_global_zero:  # (the progress bar has closed: print)
             print(f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than {abs(self.min_delta):g} "
-                  f"(--early_stopping false trains all {trainer.max_epochs} epochs)")  # fmt: skip
+                  f"(--early_stopping false trains {f'all {epochs} epochs' if epochs > 0 else 'on'})")  # fmt: skip
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"max_epochs": self.max_epochs, "active": self.active}

@@ -85,6 +85,18 @@ def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(w
     assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
 
 
+def test_early_stopping_says_so_only_when_it_cut_epochs(workdir, train):
+    """A run whose flat epoch is its last one ran all it was asked: no early-stopping line then."""
+    (workdir / "a.txt").write_text("a\n" * 200)  # one word: the net learns it in an epoch
+    args = ("--data.path", "a.txt", "--samples.num", "0", "--pictures", "false")
+    code, out, err, summary = train(*args, "--max_epochs", "2")
+    assert code == 0 and summary["epochs"] == 2 and "early stopping" not in out, err
+    code, out, err, summary = train(*args, "--max_epochs", "3", "--runs_dir", "r3")
+    assert code == 0 and summary["epochs"] == 2 and "early stopping: epoch 1 improved val NLL" in out, err
+    code, out, err, summary = train(*args, "--max_epochs", "-1", "--runs_dir", "r-1")
+    assert code == 0 and summary["epochs"] == 2 and "(--early_stopping false trains on)" in out, err
+
+
 def test_validating_every_other_epoch_keeps_the_best_validated_w_without_warnings(workdir, words_file, train, recwarn):
     """--trainer.check_val_every_n_epoch 2: best.ckpt and early stopping follow the epochs that validate, and the
     epochs between them, which have no val/loss, say nothing."""
