@@ -30,7 +30,7 @@ from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_sta
 from bigram_lightning.model import BigramLM, Seed
 from bigram_lightning.report import cannot_write, interrupted, report, signals_noted, stop_signal
 from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
-from bigram_lightning.tracking import WandbRun, wandb_logger
+from bigram_lightning.tracking import Tag, WandbRun, wandb_logger
 
 # the shipped configs: package data in an installed wheel, the top-level configs/ in a checkout
 CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs") if p.is_dir())
@@ -46,7 +46,7 @@ FLAGS = {
     "wandb.project": (str, "bigram-lightning", "W&B project"),
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online with a key and a server"),
     "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
-    "wandb.tags": (list[str], [], "W&B tags, as in --wandb.tags '[a, b]'"),
+    "wandb.tags": (list[Tag], [], "W&B tags of 1 to 64 characters, as in --wandb.tags '[a, b]'"),
 }  # fmt: skip
 SHORTCUTS = {
     "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
@@ -70,19 +70,23 @@ class BigramArgumentParser(LightningArgumentParser):
 class BigramCLI(LightningCLI):
     def __init__(self, args: Optional[list[str]] = None) -> None:
         self.restart: Optional[Path] = None  # a run stopped before its first checkpoint, trained again
-        super().__init__(
-            BigramLM, BigramDataModule, parser_class=BigramArgumentParser, args=args, run=False,
-            save_config_callback=None,  # config.yaml is written into the run directory as soon as it exists
-            seed_everything_default=False,  # never seed the global RNGs: every draw has a generator seeded by --seed
-            auto_configure_optimizers=False,
-            trainer_defaults={"use_distributed_sampler": False, "num_sanity_val_steps": 0, "log_every_n_steps": 10},
-            parser_kwargs={
-                "default_config_files": [str(CONFIGS / "default.yaml")],
-                "description": "Train makemore's bigram neural net on a word list, then test it.",
-                "allow_abbrev": False,  # --max_epoch is a typo, not --max_epochs
-                "usage": "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]",
-            },
-        )  # fmt: skip
+        try:
+            super().__init__(
+                BigramLM, BigramDataModule, parser_class=BigramArgumentParser, args=args, run=False,
+                save_config_callback=None,  # config.yaml is written into the run directory as soon as it exists
+                seed_everything_default=False,  # never seed the global RNGs: every draw has a generator seeded by --seed
+                auto_configure_optimizers=False,
+                trainer_defaults={"use_distributed_sampler": False, "num_sanity_val_steps": 0, "log_every_n_steps": 10},
+                parser_kwargs={
+                    "default_config_files": [str(CONFIGS / "default.yaml")],
+                    "description": "Train makemore's bigram neural net on a word list, then test it.",
+                    "allow_abbrev": False,  # --max_epoch is a typo, not --max_epochs
+                    "usage": "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]",
+                },
+            )  # fmt: skip
+        except BaseException:  # a mistake, a signal while the run is set up (W&B, the Trainer): none of it is left
+            self.discard_run()
+            raise
 
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """The project's own groups first in --help; the Trainer's ~80 flags after them."""
@@ -96,7 +100,7 @@ class BigramCLI(LightningCLI):
         for name, (type_, default, help_) in {**FLAGS, **SHORTCUTS}.items():
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
         for name, help_ in SWITCHES.items():
-            parser.add_argument(f"--{name}", action=ActionYesNo, default=False, help=help_)
+            parser.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=False, help=help_)
         for name in SHORTCUTS:
             parser.link_arguments(name, f"trainer.{name}")
         for target in ("model.init_seed", "data.seed", "samples.seed"):
@@ -106,7 +110,7 @@ class BigramCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         args, configs = list(sys.argv[1:] if args is None else args), []
-        known = set(parser.get_defaults().keys()) | {"config", "print_config", "help"}
+        known = set(parser.get_defaults().keys()) | {"config", "print_config", "help", *(f"no_{k}" for k in SWITCHES)}
         for i, arg in enumerate(args):
             flag = arg.split("=")[0]
             parts = flag[2:].rstrip("+").split(".")  # (--trainer.callbacks.out: a given callback's own argument)
@@ -175,8 +179,7 @@ class BigramCLI(LightningCLI):
         plugins, kwargs = [*plugins, AtomicCheckpointIO()], dict(kwargs, enable_progress_bar=bar)
         try:
             return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
-        except (MisconfigurationException, ValueError, TypeError) as e:
-            self.discard_run()  # the Trainer refuses a setting (--strategy foo, --num_nodes 0, …): its message
+        except (MisconfigurationException, ValueError, TypeError) as e:  # the Trainer refuses a setting: its message
             raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
@@ -222,8 +225,11 @@ def main(args: Optional[list[str]] = None) -> int:
         return report(cli, tested[0], start) if trainer.is_global_zero else 0
     except (Stopped, KeyboardInterrupt, SystemExit, BrokenPipeError) as e:
         signum = stop_signal(cli, e)
-        if signum is None or getattr(cli, "trainer", None) is None:  # --help, --print_config; or still starting
+        if signum is None:  # --help, --print_config
             raise
+        if getattr(cli, "trainer", None) is None:  # while starting: the run's set-up is undone
+            print("interrupted while starting: nothing was trained", file=sys.stderr)
+            return 128 + signum
         cli.discard_run(128 + signum, keep=True)
         print(interrupted(cli), file=sys.stderr)
         return 128 + signum

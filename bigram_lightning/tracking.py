@@ -12,9 +12,13 @@ from urllib.parse import urlparse
 
 import lightning as L
 import wandb
+from jsonargparse.typing import restricted_string_type
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from bigram_lightning.errors import UserError
+
+Tag = restricted_string_type("Tag", r"^.{1,64}$")  # a W&B tag: --wandb.tags takes no other
 # the longest W&B may hold up training: the reachability probe of --wandb.mode auto, and an online wandb.init
 PROBE_SECONDS, INIT_SECONDS = 3, 10
 
@@ -73,7 +77,10 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
         # W&B's process-wide settings follow WANDB_MODE: offline, its own telemetry then waits on no server at
         # exit (main restores the variable)
         os.environ["WANDB_MODE"] = mode
-        run = wandb.init(mode=mode, **init)
+        try:
+            run = wandb.init(mode=mode, **init)
+        except wandb.errors.UsageError as e:  # W&B's word for a setting it refuses: an invalid project name, …
+            raise UserError(f"W&B refused the run: {e}: fix --wandb.project, --wandb.name or --wandb.tags") from None
     # what WandbLogger does for a run it starts itself: metrics against Lightning's step
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from bigram_lightning.cli import CONFIGS, BigramCLI, main
 from bigram_lightning.counts import count_logprobs
@@ -254,6 +255,19 @@ def test_print_config_shows_the_resolved_config(capsys):
         main(["--model.lr", "3", "--print_config"])
     out = capsys.readouterr().out
     assert "lr: 3.0" in out and "batch_size: 4096" in out
+
+
+@pytest.mark.parametrize(
+    "args, quiet, log_model",
+    [([], False, False), (["--quiet"], True, False), (["--quiet", "false"], False, False), (["--no_quiet"], False, False),
+     (["--quiet", "yes", "--wandb.log_model", "true"], True, True), (["--wandb.log_model", "--no_wandb.log_model"], False, False)],
+)  # fmt: skip
+def test_switches_take_a_value_or_none_as_the_other_flags(capsys, args, quiet, log_model):
+    """--quiet and --wandb.log_model, like --pictures false: alone, with true/false/yes/no, or as --no_X (--help)."""
+    with pytest.raises(SystemExit):
+        main([*args, "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["quiet"] is quiet and config["wandb"]["log_model"] is log_model
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))

@@ -50,6 +50,11 @@ FLAGS = {
         ['"seed"', "does not conform to restriction v>=-9223372036854775808"],
     ),
     "runs-dir-a-file": (["--runs_dir", "words.txt/runs"], ["--runs_dir words.txt/runs is not a directory"]),
+    "wandb-project-invalid": (
+        ["--logger", "wandb", "--wandb.project", "a/b"],
+        ["W&B refused the run: Invalid project name 'a/b'", "fix --wandb.project"],
+    ),
+    "wandb-tag-too-long": (["--wandb.tags", f"[ok, {'x' * 65}]"], ['"wandb.tags"', "Not of type Tag"]),
     "lr-zero": (["--model.lr", "0"], ['"model.lr"', "PositiveFloat", "0 does not conform to restriction v>0"]),
     "lr-negative": (["--model.lr", "-1"], ['"model.lr"', "-1 does not conform to restriction v>0"]),
     "lr-not-a-number": (["--model.lr", "abc"], ['"model.lr"', "could not convert string to float: 'abc'"]),

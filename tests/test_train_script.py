@@ -113,6 +113,36 @@ def test_a_closed_stdout_stops_the_run_as_sigpipe_would(tmp_path):
     assert resumed.returncode == 0 and resumed.stdout.strip().splitlines()[-1].startswith("summary: ")
 
 
+def test_ctrl_c_while_starting_leaves_no_run_and_no_traceback(tmp_path):
+    """Ctrl-C while W&B starts (here: waiting on a server that accepts connections and never answers) undoes the
+    run's set-up: exit code 130, one line, no run directory."""
+    import signal
+    import time
+
+    from conftest import WORDS
+
+    (tmp_path / "words.txt").write_text(WORDS)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    env = {**os.environ, "HOME": str(tmp_path), "WANDB_API_KEY": "x" * 40}
+    env["WANDB_BASE_URL"] = f"http://127.0.0.1:{server.getsockname()[1]}"
+    args = [sys.executable, str(REPO / "train.py"), "--data.path", "words.txt", "--wandb.mode", "online"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("runs/*/config.yaml")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # the probe of the server waits 3 s: the signal lands inside it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == "interrupted while starting: nothing was trained"
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
     """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
     from bigram_lightning.cli import main
