@@ -36,10 +36,10 @@ from bigram_lightning.tracking import Tag, WandbRun, wandb_logger
 CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs") if p.is_dir())
 # the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
 FLAGS = {
-    "seed": (Seed, 2147483647, "seeds W's initialisation, the word split, the batch order and the samples"),
+    "seed": (Seed, 2147483647, "seeds W's initialisation, the split, the batch order and the samples"),
     "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
     "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N steps (0: at epoch ends only)"),
-    "runs_dir": (str, "runs", "where each run gets its own directory"),
+    "runs_dir": (str, "runs", "one directory per run"),
     "logger": (Literal["wandb", "csv", "none"], "wandb", "where metrics go: W&B, metrics.csv or none"),
     "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
     "early_stopping": (bool, True, "stop after an epoch that improves val NLL by < 0.001 (false: all max_epochs)"),
@@ -52,9 +52,9 @@ SHORTCUTS = {
     "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
     "devices": (Union[int, str, list[int]], "auto", "how many devices (or which) to train on"),
     "strategy": (str, "auto", "auto, ddp, …: how the devices share the work"),
-    "num_nodes": (int, 1, "machines taking part in distributed training"),
+    "num_nodes": (int, 1, "machines in distributed training"),
     "precision": (Optional[str], None, "32-true (default), bf16-mixed, 16-mixed, 64-true"),
-    "max_epochs": (int, 10, "passes over the training pairs"),
+    "max_epochs": (int, 10, "passes over the training data"),
 }
 SWITCHES = {
     "wandb.log_model": "upload the best and last checkpoints to W&B as an artifact at the end (online runs only)",
@@ -100,7 +100,7 @@ class BigramCLI(LightningCLI):
         for name, (type_, default, help_) in {**FLAGS, **SHORTCUTS}.items():
             parser.add_argument(f"--{name}", type=type_, default=default, help=help_)
         for name, help_ in SWITCHES.items():
-            parser.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=False, help=help_)
+            parser.add_argument(f"--{name}", action=ActionYesNo, default=False, help=help_)
         for name in SHORTCUTS:
             parser.link_arguments(name, f"trainer.{name}")
         for target in ("model.init_seed", "data.seed", "samples.seed"):

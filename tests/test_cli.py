@@ -259,11 +259,11 @@ def test_print_config_shows_the_resolved_config(capsys):
 
 @pytest.mark.parametrize(
     "args, quiet, log_model",
-    [([], False, False), (["--quiet"], True, False), (["--quiet", "false"], False, False), (["--no_quiet"], False, False),
-     (["--quiet", "yes", "--wandb.log_model", "true"], True, True), (["--wandb.log_model", "--no_wandb.log_model"], False, False)],
+    [([], False, False), (["--quiet"], True, False), (["--quiet", "--no_quiet"], False, False),
+     (["--quiet", "--wandb.log_model"], True, True), (["--wandb.log_model", "--no_wandb.log_model"], False, False)],
 )  # fmt: skip
-def test_switches_take_a_value_or_none_as_the_other_flags(capsys, args, quiet, log_model):
-    """--quiet and --wandb.log_model, like --pictures false: alone, with true/false/yes/no, or as --no_X (--help)."""
+def test_switches_and_their_no_forms_that_help_lists(capsys, args, quiet, log_model):
+    """--quiet and --wandb.log_model switch on; --no_quiet and --no_wandb.log_model, which --help lists, off."""
     with pytest.raises(SystemExit):
         main([*args, "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
