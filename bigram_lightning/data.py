@@ -173,7 +173,7 @@ class BigramDataModule(L.LightningDataModule):
                 "and sum to less than 1"
             )
         # read here, on every rank, not in setup: W is V×V (LightningCLI links vocab to the model) and a bad
-        # file is refused before a run directory or a W&B run exists
+        # file is refused before a W&B run exists (the run directory just made is removed)
         start = time.perf_counter()
         file, sha256, self.info = load_corpus(path, cache_dir, max_word_len)
         self.vocab = Vocab(self.info["vocab"])

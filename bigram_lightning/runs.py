@@ -2,6 +2,7 @@
 `--ckpt_path` / `--ckpt` value names."""
 
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -57,12 +58,11 @@ def launcher_run_name() -> Optional[str]:
 
 
 def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
-    """(the run directory, whether it is new and not yet made): the resumed run's, or one named by the launcher's
-    job id or by the time."""
+    """(the run directory, whether this command starts it): the resumed run's, one named by the launcher's job id,
+    or a new one named by the time, claimed by making it, so that runs started in the same second (a sweep) never
+    share one."""
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
-    if any(p.is_file() for p in (Path(runs_dir), *Path(runs_dir).parents)):
-        raise UserError(f"--runs_dir {runs_dir} is not a directory (a file is in its way): pass a directory")
     if ckpt_path is not None:
         run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parents[1]))
         if (run_dir / "run.json").is_file():
@@ -71,11 +71,15 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
     if name is not None:
         return Path(runs_dir) / name, not (Path(runs_dir) / name / "run.json").is_file()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = Path(runs_dir) / stamp, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = run_dir.with_name(f"{stamp}-{n}")
-    return run_dir, True
+    for n in itertools.count(1):
+        run_dir = Path(runs_dir) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir, True
+        except FileExistsError:
+            continue
+        except OSError as e:  # a file in the way, a read-only place, no permission
+            raise UserError(f"--runs_dir {runs_dir}: cannot make {run_dir} ({e.strerror}): pass a writable directory")
 
 
 def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], config: Optional[str]) -> dict:
@@ -87,7 +91,7 @@ def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], c
     if new:
         if wandb_id is None:
             wandb_id = hashlib.sha256(name.encode()).hexdigest()[:8] if name else secrets.token_hex(4)
-        run_dir.mkdir(parents=True, exist_ok=name is not None)
+        run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "run.json", (json.dumps({"wandb_id": wandb_id}) + "\n").encode())
     if restart:  # a best.ckpt saved just before the kill, ahead of last.ckpt: the run writes it again
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

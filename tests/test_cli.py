@@ -457,3 +457,15 @@ def test_the_report_states_both_gaps_and_hints_at_the_fix(workdir, words_file, t
                                     "--model.lr_decay", "1", "--max_epochs", "3")  # fmt: skip
     assert code == 0, err
     assert 0 <= summary["train_gap"] < 0.01 and "hint: training" not in out
+
+
+def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path, monkeypatch):
+    """A sweep that starts its runs at once: each claims its own runs/<time>[-n] by making it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bigram_lightning import runs
+
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261202-120000")
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: runs.run_dir_for(str(tmp_path / "runs"), None), range(16)))
+    assert len({run_dir for run_dir, _ in made}) == 16 and all(new and run_dir.is_dir() for run_dir, new in made)

@@ -49,7 +49,10 @@ FLAGS = {
         ["--seed", str(2**64)],
         ['"seed"', "does not conform to restriction v>=-9223372036854775808"],
     ),
-    "runs-dir-a-file": (["--runs_dir", "words.txt/runs"], ["--runs_dir words.txt/runs is not a directory"]),
+    "runs-dir-a-file": (
+        ["--runs_dir", "words.txt/runs"],
+        ["--runs_dir words.txt/runs: cannot make words.txt/runs/", "(Not a directory): pass a writable directory"],
+    ),
     "wandb-project-invalid": (
         ["--logger", "wandb", "--wandb.project", "a/b"],
         ["W&B refused the run: Invalid project name 'a/b'", "fix --wandb.project"],
