@@ -3,6 +3,7 @@ that do not apply."""
 
 import argparse
 import errno
+import io
 import logging
 import os
 import sys
@@ -49,6 +50,7 @@ def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
     """A tool's console-script entry point: `body(argv)`, with a UserError as `error: …` on stderr and exit code 2."""
 
     def main(argv: Optional[list[str]] = None) -> int:
+        printable_output()
         try:
             body(sys.argv[1:] if argv is None else list(argv))
         except UserError as e:
@@ -59,6 +61,14 @@ def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
         return 0
 
     return main
+
+
+def printable_output() -> None:
+    """A character the terminal cannot show (an ASCII or Windows cp1252 console, a CJK word list) is printed as its
+    escape, '\\u4e00', instead of ending the run in a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def reader_gone() -> None:
@@ -121,6 +131,8 @@ def not_for_this_project(record: logging.LogRecord) -> bool:
 
 
 def quiet_startup() -> None:
+    """train.py's start: no warnings that do not apply, and output that any terminal can print."""
     for text in IGNORED:
         warnings.filterwarnings("ignore", f".*{text}.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_for_this_project)  # (added once)
+    printable_output()

@@ -469,3 +469,27 @@ def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path, monkeypa
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda _: runs.run_dir_for(str(tmp_path / "runs"), None), range(16)))
     assert len({run_dir for run_dir, _ in made}) == 16 and all(new and run_dir.is_dir() for run_dir, new in made)
+
+
+def test_a_terminal_that_cannot_show_the_characters_gets_their_escapes(workdir, monkeypatch):
+    """An ASCII (or Windows cp1252) stdout and a word list of CJK characters and emoji: the samples, the tools' names
+    and scores are printed as escapes, where a UnicodeEncodeError ended the run mid-training."""
+    import io
+
+    from bigram_lightning.sample import main as sample_main
+    from bigram_lightning.score import main as score_main
+
+    words = [a + b for a in "一二三😀x" for b in "四五六😁y"] * 12
+    (workdir / "cjk.txt").write_text("\n".join(words) + "\n")
+    (workdir / "score.txt").write_text("一四\n")
+    for run in (
+        lambda: main(["--data.path", "cjk.txt", "--max_epochs", "1", "--logger", "none", "--pictures", "false"]),
+        lambda: sample_main(["--num", "5"]),
+        lambda: score_main(["score.txt"]),
+    ):
+        out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        monkeypatch.setattr("sys.stdout", out)
+        assert run() == 0
+        out.flush()
+        text = out.buffer.getvalue().decode("ascii")
+        assert "\\u" in text or "\\U" in text, text
