@@ -4,6 +4,7 @@ that says where an interrupted run stopped and how to go on."""
 import contextlib
 import json
 import os
+import shlex
 import signal
 import threading
 import time
@@ -61,7 +62,7 @@ def report(cli, tested: dict, start: float) -> int:
             if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
                 # every segment of the run (one per start, the same id), in order: half of them would upload half
                 segments = sorted(Path(summary["wandb_dir"]).parent.glob(f"offline-run-*-{run.id}"))
-                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {' '.join(map(str, segments))}"
+                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {shlex.join(map(str, segments))}"
             else:
                 wandb_line = f"W&B: {run.url}"
         finish = time.perf_counter()
@@ -135,7 +136,10 @@ def saved(cli) -> str:
 
 def interrupted(cli) -> str:
     """One line: where the run stopped, what is saved, and how to go on."""
-    trainer, runs = cli.trainer, f" --runs_dir {cli.config.runs_dir}" if cli.config.runs_dir != "runs" else ""
+    trainer, runs = (
+        cli.trainer,
+        f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else "",
+    )
     return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved(cli)}: resume with python train.py --ckpt_path last{runs}"
 
 

@@ -1,5 +1,6 @@
 """`python train.py`, in-process: run directories, samples, summary, resume, W&B, configs, help and errors."""
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -493,3 +494,12 @@ def test_a_terminal_that_cannot_show_the_characters_gets_their_escapes(workdir, 
         out.flush()
         text = out.buffer.getvalue().decode("ascii")
         assert "\\u" in text or "\\U" in text, text
+
+
+def test_the_printed_wandb_sync_command_survives_spaces_in_paths(workdir, words_file, train):
+    args = ("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0", "--pictures", "false")
+    code, out, err, summary = train(*args, "--logger", "wandb", "--runs_dir", "my runs")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if "wandb sync" in line)
+    command = shlex.split(line.split("upload it with: ")[1])
+    assert command[:2] == ["wandb", "sync"] and len(command) == 3 and Path(command[2]).is_dir(), line
