@@ -112,8 +112,9 @@ class Checkpoint:
         return self.path.parent.parent  # runs/<time>/checkpoints/x.ckpt
 
     def logprobs(self, temperature: float = 1.0) -> torch.Tensor:
-        """log softmax(W / T): row i is the log-distribution of the character after i."""
-        return (self.W / temperature).log_softmax(dim=1)
+        """log softmax(W / T): row i is the log-distribution of the character after i. Each row's largest weight is
+        taken off first (softmax does not change), so that a tiny T makes the row's argmax certain, not NaN."""
+        return ((self.W - self.W.amax(1, keepdim=True)) / temperature).log_softmax(dim=1)
 
     def training_data(self):
         """The data module it was trained on, rebuilt from its data file (the same seed and fractions give the

@@ -55,6 +55,20 @@ def test_json_gives_each_names_log_probability(in_trained, tool):
     assert all(r["logprob"] < 0 and math.isfinite(r["logprob"]) for r in rows)
 
 
+@pytest.mark.parametrize("temperature", ["1e-3", "1e-320"])
+def test_a_vanishing_temperature_gives_the_most_likely_name(in_trained, tool, temperature):
+    """T -> 0 is the argmax chain from '.', even where W / T overflows (it was NaN, then an IndexError)."""
+    from bigram_lightning.checkpoints import Checkpoint
+    from bigram_lightning.runs import find_checkpoint
+
+    ckpt = Checkpoint.load(find_checkpoint("last", "runs"))
+    ix, greedy = ckpt.W[0].argmax().item(), ""
+    while ix != 0 and len(greedy) < 30:
+        greedy, ix = greedy + ckpt.vocab.itos[ix], ckpt.W[ix].argmax().item()
+    code, out, err = tool(main, "--num", "3", "--temperature", temperature)
+    assert code == 0 and out.splitlines() == [greedy] * 3, err
+
+
 def test_low_temperature_prefers_likely_names(in_trained, tool):
     def mean_logprob(t: str) -> float:
         rows = [json.loads(line) for line in tool(main, "--num", "200", "--json", "--temperature", t)[1].splitlines()]
