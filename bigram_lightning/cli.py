@@ -165,9 +165,10 @@ class BigramCLI(LightningCLI):
         config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
         info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
         losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
+        # best.ckpt's callback, kept by name: a ModelCheckpoint the user adds comes first in trainer.checkpoint_callback
+        self.best, last = checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)
         callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
-                     cb.StopOnDivergence(), losses, cb.PhaseClock(),
-                     *checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)]  # fmt: skip
+                     cb.StopOnDivergence(), losses, cb.PhaseClock(), self.best, last]  # fmt: skip
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []
         callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
@@ -179,7 +180,7 @@ class BigramCLI(LightningCLI):
         plugins, kwargs = [*plugins, AtomicCheckpointIO()], dict(kwargs, enable_progress_bar=bar)
         try:
             return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
-        except (MisconfigurationException, ValueError, TypeError) as e:  # the Trainer refuses a setting: its message
+        except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:  # the Trainer refuses a setting
             raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
@@ -218,7 +219,7 @@ def main(args: Optional[list[str]] = None) -> int:
         trainer, model, dm = cli.trainer, cli.model, cli.datamodule
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
-        best = trainer.checkpoint_callback.best_model_path or None  # None: fit never validated; the final W is tested
+        best = cli.best.best_model_path or None  # None: fit never validated; the final W is tested
         with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
             if not trainer.received_sigterm:
                 tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
@@ -227,10 +228,8 @@ def main(args: Optional[list[str]] = None) -> int:
         signum = stop_signal(cli, e)
         if signum is None:  # --help, --print_config
             raise
-        if getattr(cli, "trainer", None) is None:  # while starting: the run's set-up is undone
-            print("interrupted while starting: nothing was trained", file=sys.stderr)
-            return 128 + signum
-        cli.discard_run(128 + signum, keep=True)
+        if getattr(cli, "trainer", None) is not None:  # (while starting, the run's set-up is undone already)
+            cli.discard_run(128 + signum, keep=True)
         print(interrupted(cli), file=sys.stderr)
         return 128 + signum
     except (UserError, MisconfigurationException, OSError) as e:

@@ -21,7 +21,7 @@ from bigram_lightning.files import write_atomic
 def report(cli, tested: dict, start: float) -> int:
     """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
     which the model now holds."""
-    trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.trainer.checkpoint_callback
+    trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.best
     last = run_dir / "checkpoints" / "last.ckpt"
     clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
     pictures = next((c for c in trainer.callbacks if isinstance(c, DrawPictures)), None)
@@ -136,6 +136,8 @@ def saved(cli) -> str:
 
 def interrupted(cli) -> str:
     """One line: where the run stopped, what is saved, and how to go on."""
+    if getattr(cli, "trainer", None) is None:
+        return "interrupted while starting: nothing was trained"
     trainer, runs = (
         cli.trainer,
         f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else "",

@@ -125,6 +125,18 @@ def test_a_run_that_ends_before_its_first_validation_tests_the_final_w(workdir, 
     assert summary["val_loss"] == dm.net_nll(W, "val") and abs(summary["test_loss"] - dm.net_nll(W, "test")) < 1e-5
 
 
+def test_a_checkpoint_callback_of_the_users_own_leaves_best_ckpt_in_charge(workdir, words_file, train):
+    """--trainer.callbacks+=ModelCheckpoint watching another metric: its files are written, but the test and the
+    report still use best.ckpt (the lowest val/loss); they used the user's checkpoint and called its score val_loss."""
+    args = ("--data.path", "words.txt", "--max_epochs", "3", "--samples.num", "0", "--pictures", "false")
+    mine = ("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "train/loss_epoch")
+    code, out, err, summary = train(*args, "--early_stopping", "false", *mine, "--trainer.callbacks.mode", "max")
+    assert code == 0, err
+    (run,) = run_dirs(workdir)
+    assert summary["best_ckpt"].endswith("best.ckpt") and summary["val_loss"] == min(val_losses(run))
+    assert len(list((run / "checkpoints").glob("epoch=*.ckpt"))) == 1  # the user's own, beside best and last
+
+
 def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
     """train/loss is logged only on the steps the logger writes (self.log costs a fifth of a step): those rows are
     the very rows of a run that logs every step, at the same steps, none stale."""

@@ -58,6 +58,10 @@ FLAGS = {
         ["W&B refused the run: Invalid project name 'a/b'", "fix --wandb.project"],
     ),
     "wandb-tag-too-long": (["--wandb.tags", f"[ok, {'x' * 65}]"], ['"wandb.tags"', "Not of type Tag"]),
+    "a-second-best-ckpt": (
+        ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "val/loss"],
+        ["Found more than one stateful callback of type `ModelCheckpoint`"],
+    ),
     "lr-zero": (["--model.lr", "0"], ['"model.lr"', "PositiveFloat", "0 does not conform to restriction v>0"]),
     "lr-negative": (["--model.lr", "-1"], ['"model.lr"', "-1 does not conform to restriction v>0"]),
     "lr-not-a-number": (["--model.lr", "abc"], ['"model.lr"', "could not convert string to float: 'abc'"]),
