@@ -86,6 +86,8 @@ def check_trainer(trainer) -> None:
     for flag, value in (("--max_epochs", trainer.max_epochs), ("--trainer.max_steps", trainer.max_steps)):
         if value == 0 or (value or 0) < -1:  # (Lightning would train nothing)
             raise UserError(f"{flag} {value} trains nothing: pass 1 or more, or -1 for no limit")
+    if trainer.logger is not None:  # (the run's own logger is passed to the Trainer: theirs would go unused)
+        raise UserError("--trainer.logger is not used: the run logs to --logger's choice (wandb, csv or none)")
     if trainer.overfit_batches:  # (Lightning swaps in a sampler of its own, which the batches of pairs do not take)
         raise UserError("--trainer.overfit_batches is not supported: train on a short word list (--data.path) instead")
     if trainer.limit_train_batches == 0:

@@ -58,6 +58,10 @@ FLAGS = {
         ["W&B refused the run: Invalid project name 'a/b'", "fix --wandb.project"],
     ),
     "wandb-tag-too-long": (["--wandb.tags", f"[ok, {'x' * 65}]"], ['"wandb.tags"', "Not of type Tag"]),
+    "trainer-logger": (
+        ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "x"],
+        ["--trainer.logger is not used: the run logs to --logger's choice (wandb, csv or none)"],
+    ),
     "a-second-best-ckpt": (
         ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "val/loss"],
         ["Found more than one stateful callback of type `ModelCheckpoint`"],
