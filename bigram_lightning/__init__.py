@@ -10,7 +10,7 @@ Where things are, in the order a run meets them:
     model.py       BigramLM: W, logits = one_hot(x) @ W, the softmax NLL step
     counts.py      the count model N, the optimum the net approaches
     callbacks.py   samples, the count model's NLL, the divergence and early stops, the loss history, the pictures
-    checkpoint_io.py, checkpoints.py   checkpoints written whole, and read without running code
+    checkpoint_io.py, checkpoints.py   checkpoints written whole; read without running code, and resumed as trained
     tracking.py    Weights & Biases: online or offline, one W&B run across resumes
     report.py      the final table and summary.json
     sample.py, score.py, pictures.py   bigram-sample, bigram-score, bigram-plot
