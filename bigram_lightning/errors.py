@@ -88,6 +88,8 @@ def check_trainer(trainer) -> None:
             raise UserError(f"{flag} {value} trains nothing: pass 1 or more, or -1 for no limit")
     if trainer.logger is not None:  # (the run's own logger is passed to the Trainer: theirs would go unused)
         raise UserError("--trainer.logger is not used: the run logs to --logger's choice (wandb, csv or none)")
+    if trainer.use_distributed_sampler:  # (Lightning's would wrap the batch sampler, which has no state then)
+        raise UserError("--trainer.use_distributed_sampler is not supported: each step is split across devices already")
     if trainer.overfit_batches:  # (Lightning swaps in a sampler of its own, which the batches of pairs do not take)
         raise UserError("--trainer.overfit_batches is not supported: train on a short word list (--data.path) instead")
     if trainer.limit_train_batches == 0:

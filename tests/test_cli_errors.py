@@ -62,6 +62,10 @@ FLAGS = {
         ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "x"],
         ["--trainer.logger is not used: the run logs to --logger's choice (wandb, csv or none)"],
     ),
+    "distributed-sampler": (
+        ["--trainer.use_distributed_sampler", "true"],
+        ["--trainer.use_distributed_sampler is not supported: each step is split across devices already"],
+    ),
     "a-second-best-ckpt": (
         ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "val/loss"],
         ["Found more than one stateful callback of type `ModelCheckpoint`"],
