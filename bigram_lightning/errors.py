@@ -94,6 +94,13 @@ def check_trainer(trainer) -> None:
         raise UserError("--trainer.overfit_batches is not supported: train on a short word list (--data.path) instead")
     if trainer.limit_train_batches == 0:
         raise UserError("--trainer.limit_train_batches 0 trains nothing: pass 1 or more batches, or a fraction")
+    if trainer.limit_test_batches == 0:  # (Lightning's test would return no result)
+        raise UserError(
+            "--trainer.limit_test_batches 0 turns the test off, but the final table needs it: pass a fraction"
+        )
+    for flag in ("accumulate_grad_batches", "check_val_every_n_epoch"):  # (Lightning's: a ZeroDivisionError)
+        if trainer[flag] is not None and trainer[flag] < 1:
+            raise UserError(f"--trainer.{flag} {trainer[flag]}: pass 1 or more")
     accelerator, devices = trainer.accelerator, trainer.devices
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"

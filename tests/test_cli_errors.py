@@ -62,6 +62,15 @@ FLAGS = {
         ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "x"],
         ["--trainer.logger is not used: the run logs to --logger's choice (wandb, csv or none)"],
     ),
+    "no-test": (["--trainer.limit_test_batches", "0"], ["--trainer.limit_test_batches 0 turns the test off"]),
+    "accumulate-0": (
+        ["--trainer.accumulate_grad_batches", "0"],
+        ["--trainer.accumulate_grad_batches 0: pass 1 or more"],
+    ),
+    "validate-every-0-epochs": (
+        ["--trainer.check_val_every_n_epoch", "0"],
+        ["--trainer.check_val_every_n_epoch 0: pass 1 or more"],
+    ),
     "distributed-sampler": (
         ["--trainer.use_distributed_sampler", "true"],
         ["--trainer.use_distributed_sampler is not supported: each step is split across devices already"],
