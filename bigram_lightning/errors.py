@@ -58,6 +58,8 @@ def tool_main(body: Callable[[list[str]], None]) -> Callable[..., int]:
             return 2
         except BrokenPipeError:  # `bigram-sample --num 1000 | head` closed the pipe: not an error
             reader_gone()
+        except KeyboardInterrupt:  # Ctrl-C: out, as the shell expects (128 + SIGINT), without a traceback
+            return 130
         return 0
 
     return main

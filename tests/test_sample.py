@@ -37,6 +37,14 @@ def test_many_names_come_a_batch_at_a_time_and_max_len_costs_no_memory(in_traine
     assert code == 0 and len(out.splitlines()) == 3, err
 
 
+def test_ctrl_c_ends_a_tool_with_130_and_no_traceback(in_trained, tool, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bigram_lightning.sample.sample", interrupted)
+    assert tool(main, "--num", "5") == (130, "", "")
+
+
 def test_prefix_max_len_unique_and_new_only(in_trained, tool):
     code, out, err = tool(main, "--num", "30", "--prefix", "ma", "--max_len", "6", "--unique", "--new_only")
     assert code == 0, err
