@@ -87,9 +87,9 @@ def report(cli, tested: dict, start: float) -> int:
         suggested = 0.01 * (len(dm.vocab) / 27) ** 2
         print(f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
               f"--model.reg (e.g. {max(suggested, 2 * reg):.3g})")  # fmt: skip
-    tested = summary["best_ckpt"] or "none (training ended before its first validation: the final W was tested)"
-    last = summary["last_ckpt"] or "none (training ended before its first step)"
-    print(f"best checkpoint: {tested}\nlast checkpoint: {last}\n{wandb_line}")
+    best_line = summary["best_ckpt"] or "none (training ended before its first validation: the final W was tested)"
+    last_line = summary["last_ckpt"] or "none (training ended before its first step)"
+    print(f"best checkpoint: {best_line}\nlast checkpoint: {last_line}\n{wandb_line}")
     print(f"pictures: {' '.join(summary['pictures']) or 'none (--pictures false)'}\nsummary: {path}")
     return 0
 
@@ -138,11 +138,11 @@ def interrupted(cli) -> str:
     """One line: where the run stopped, what is saved, and how to go on."""
     if getattr(cli, "trainer", None) is None:
         return "interrupted while starting: nothing was trained"
-    trainer, runs = (
-        cli.trainer,
-        f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else "",
+    runs = f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else ""
+    step, epoch = cli.trainer.global_step, cli.trainer.current_epoch
+    return (
+        f"interrupted at step {step} (epoch {epoch}): {saved(cli)}: resume with python train.py --ckpt_path last{runs}"
     )
-    return f"interrupted at step {trainer.global_step} (epoch {trainer.current_epoch}): {saved(cli)}: resume with python train.py --ckpt_path last{runs}"
 
 
 def cannot_write(cli, e: OSError) -> Optional[str]:

@@ -97,7 +97,8 @@ def main(argv: list[str]) -> None:
     start, max_len = ckpt.vocab.stoi[args.prefix[-1]] if args.prefix else 0, args.max_len - len(args.prefix)
     # drawn a batch at a time (memory stays flat); printed as drawn, or, when names may be refused, once all are
     # found, as drawing is given up after many draws (a prefix whose names are all known) and prints nothing then
-    names, drawn, printed, filtered = [], 0, 0, args.new_only or args.unique
+    names, drawn, printed, filtered, seen = [], 0, 0, args.new_only or args.unique, set()
+    logprobs = ckpt.logprobs() if args.json else None  # (temperature 1: the name's probability under the model)
     while printed + len(names) < args.num:
         if drawn >= 100 * args.num + 10_000:
             raise UserError(
@@ -111,15 +112,14 @@ def main(argv: list[str]) -> None:
         if args.new_only:
             new = [name for name, known in zip(new, dm.in_train(new)) if not known]
         if args.unique:
-            seen = set(names)
             new = [name for name in dict.fromkeys(new) if name not in seen]
+            seen.update(new[:wanted])
         names += new[:wanted]
         if not filtered or len(names) == args.num:
             if args.json:
-                logprobs = word_logprobs(ckpt.logprobs(), ckpt.vocab, names).tolist()
+                scores = word_logprobs(logprobs, ckpt.vocab, names).tolist()
                 names = [
-                    json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False)
-                    for n, lp in zip(names, logprobs)
+                    json.dumps({"name": n, "logprob": round(lp, 6)}, ensure_ascii=False) for n, lp in zip(names, scores)
                 ]
             print("\n".join(names))
             printed, names = printed + len(names), []
