@@ -29,10 +29,10 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bigram_lightning.counts import count_logprobs  # noqa: E402
-from bigram_lightning.data import BigramDataModule  # noqa: E402
-from bigram_lightning.sample import decode, sample  # noqa: E402
-from bigram_lightning.vocab import Vocab  # noqa: E402
+from bigram_lightning.core.counts import count_logprobs  # noqa: E402
+from bigram_lightning.core.vocab import Vocab  # noqa: E402
+from bigram_lightning.datafile import WordFileDataModule  # noqa: E402
+from bigram_lightning.tools.sample import decode, sample  # noqa: E402
 
 LOG_EVERY = 10  # train.py's setting
 NAMES = Path(os.environ.get("BIGRAM_NAMES_TXT", REPO.parent / "shared" / "data" / "names.txt"))
@@ -90,7 +90,7 @@ def trainer_loop(dm, batch_size, epochs, device: str = "cpu") -> tuple[int, floa
     (momentum SGD, one-hot on the device), timed over the training epochs after the first (no validation)."""
     import lightning as L
 
-    from bigram_lightning.model import BigramLM
+    from bigram_lightning.core.model import BigramLM
 
     class Timer(L.Callback):
         seconds, steps = 0.0, 0
@@ -123,7 +123,7 @@ def trainer_loop(dm, batch_size, epochs, device: str = "cpu") -> tuple[int, floa
 
 
 def throughput(args) -> dict:
-    dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
+    dm = WordFileDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
     dm.setup("fit")
     stream = dm.streams["train"]
     xs, ys = stream[:-1].to(args.device), stream[1:].to(args.device)
@@ -237,7 +237,7 @@ def quality(args) -> dict:
 
 # ------------------------------------------------------------------------------------------------- sampling
 def count_probs(args) -> tuple[torch.Tensor, Vocab]:
-    dm = BigramDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
+    dm = WordFileDataModule(path=str(NAMES), cache_dir=str(args.workdir / "cache"))
     dm.setup("fit")
     return count_logprobs(dm.counts["train"]).exp().float(), dm.vocab
 

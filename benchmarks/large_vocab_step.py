@@ -11,7 +11,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bigram_lightning.model import BigramLM, batch_nll
+from bigram_lightning.core.model import BigramLM, batch_nll
 
 
 def seconds_per_step(step, W: torch.nn.Parameter, steps: int) -> float:

@@ -1,20 +1,27 @@
 """bigram-lightning: makemore's character-level bigram neural net, trained by PyTorch Lightning.
 
-Where things are, in the order a run meets them:
-    cli.py         `python train.py`: the LightningCLI (every flag typed and documented) and `main`
-    runs.py        run directories, what 'last' means, which checkpoint a flag names
+Where things are, the model first:
+    core/          makemore part 1: the vocabulary, words to bigram pairs, the count model, BigramLM (W, logits =
+                   xenc @ W, the softmax NLL), BigramDataModule (one-hot batches), sampling with torch.multinomial
+    corpus.py      a word file -> a cached token stream '.w1.w2.…' (read in blocks, validated, encoded once)
     download.py    makemore's names.txt (SHA-256 checked), or offline the census names
-    corpus.py      a word file -> a cached token stream '.w1.w2.…' (read, validated, encoded once)
-    vocab.py       '.' then the corpus's characters: stoi, itos
-    data.py        the LightningDataModule: split by word, resumable samplers, batches of ids
-    model.py       BigramLM: W, logits = one_hot(x) @ W, the softmax NLL step
-    counts.py      the count model N, the optimum the net approaches
-    callbacks.py   samples, the count model's NLL, the divergence and early stops, the loss history, the pictures
-    checkpoint_io.py, checkpoints.py   checkpoints written whole; read without running code, and resumed as trained
-    tracking.py    Weights & Biases: online or offline, one W&B run across resumes
-    report.py      the final table and summary.json
-    sample.py, score.py, pictures.py   bigram-sample, bigram-score, bigram-plot
-    errors.py, files.py   one-line errors; atomic writes
+    datafile.py    the data module train.py uses: core's, reading the word file through corpus.py
+    run/           the machinery of `python train.py`: the CLI (cli.py), run directories (runs.py), W&B
+                   (tracking.py), checkpoints written whole and read safely (checkpoint_io.py, checkpoints.py), the
+                   callbacks around the step (callbacks.py), the final table and summary.json (report.py), one-line
+                   errors (errors.py), atomic writes (files.py)
+    tools/         bigram-sample, bigram-score, bigram-plot (the pictures, drawn by train.py too)
+
+    from bigram_lightning import BigramLM, BigramDataModule
 """
 
+__all__ = ["BigramDataModule", "BigramLM"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in __all__:  # (imported when first named: Lightning takes seconds, and the tools need none of it)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from bigram_lightning import core
+
+    return getattr(core, name)

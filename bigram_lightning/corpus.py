@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bigram_lightning.core.vocab import BOUNDARY
 from bigram_lightning.download import DEFAULT_PATH, fetch_default
-from bigram_lightning.errors import UserError
-from bigram_lightning.files import atomic_file, write_atomic
-from bigram_lightning.vocab import BOUNDARY
+from bigram_lightning.run.errors import UserError
+from bigram_lightning.run.files import atomic_file, write_atomic
 
 FORMAT = 3  # bump when the cache layout or the tokenization changes: old entries are then rebuilt (3: BOM, NFC)
 BLOCK = 1 << 23  # bytes read and tokenized at a time

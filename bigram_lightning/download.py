@@ -8,8 +8,8 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from bigram_lightning.errors import UserError
-from bigram_lightning.files import write_atomic
+from bigram_lightning.run.errors import UserError
+from bigram_lightning.run.files import write_atomic
 
 DEFAULT_PATH = "data/names.txt"
 MAKEMORE_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"

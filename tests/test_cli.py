@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from bigram_lightning.cli import CONFIGS, BigramCLI, main
-from bigram_lightning.counts import count_logprobs
-from bigram_lightning.data import BigramDataModule
-from bigram_lightning.tracking import wandb_mode
+from bigram_lightning.core.counts import count_logprobs
+from bigram_lightning.datafile import WordFileDataModule
+from bigram_lightning.run.cli import CONFIGS, BigramCLI, main
+from bigram_lightning.run.tracking import wandb_mode
 
 SUMMARY_KEYS = {
     "train_loss",
@@ -119,7 +119,7 @@ def test_a_run_that_ends_before_its_first_validation_tests_the_final_w(workdir, 
     assert "best checkpoint: none (training ended before its first validation: the final W was tested)" in out
     last = torch.load(summary["last_ckpt"], weights_only=True)
     assert last["global_step"] == 3
-    dm = BigramDataModule(path="words.txt")
+    dm = WordFileDataModule(path="words.txt")
     dm.setup("test")
     W = last["state_dict"]["W"]
     assert summary["val_loss"] == dm.net_nll(W, "val") and abs(summary["test_loss"] - dm.net_nll(W, "test")) < 1e-5
@@ -222,7 +222,7 @@ def test_W_is_basically_N(workdir, names_txt, train):
     )
     assert code == 0, err
     W = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]
-    dm = BigramDataModule(path=str(names_txt))
+    dm = WordFileDataModule(path=str(names_txt))
     dm.setup("fit")
     P = count_logprobs(dm.counts["train"], smoothing=0).exp()
     assert (W.double().softmax(1) - P).abs().max().item() <= 0.01
@@ -419,7 +419,7 @@ def test_quiet_prints_no_samples_and_no_bar(workdir, words_file, train):
 def test_progress_bar_shows_loss_and_perplexity():
     from types import SimpleNamespace
 
-    from bigram_lightning.callbacks import ProgressBar
+    from bigram_lightning.run.callbacks import ProgressBar
 
     trainer = SimpleNamespace(progress_bar_metrics={"train/loss": 2.5, "val/loss": 2.0, "train/loss_epoch": 3})
     shown = ProgressBar().get_metrics(trainer, None)
@@ -438,7 +438,7 @@ def test_every_config_key_is_documented(config):
 def test_start_up_filters_do_not_pile_up_in_process(workdir, words_file, train):
     import logging
 
-    from bigram_lightning.errors import not_for_this_project
+    from bigram_lightning.run.errors import not_for_this_project
 
     for _ in range(2):
         assert train("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0")[0] == 0
@@ -476,7 +476,7 @@ def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path, monkeypa
     """A sweep that starts its runs at once: each claims its own runs/<time>[-n] by making it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bigram_lightning import runs
+    from bigram_lightning.run import runs
 
     monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261202-120000")
     with ThreadPoolExecutor(8) as pool:
@@ -489,8 +489,8 @@ def test_a_terminal_that_cannot_show_the_characters_gets_their_escapes(workdir, 
     and scores are printed as escapes, where a UnicodeEncodeError ended the run mid-training."""
     import io
 
-    from bigram_lightning.sample import main as sample_main
-    from bigram_lightning.score import main as score_main
+    from bigram_lightning.tools.sample import main as sample_main
+    from bigram_lightning.tools.score import main as score_main
 
     words = [a + b for a in "一二三😀x" for b in "四五六😁y"] * 12
     (workdir / "cjk.txt").write_text("\n".join(words) + "\n")

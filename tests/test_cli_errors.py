@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram_lightning.checkpoints import checkpoint_problem
+from bigram_lightning.run.checkpoints import checkpoint_problem
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 
@@ -144,7 +144,7 @@ def test_resume_from_a_missing_or_foreign_file(workdir, words_file, train):
 
 
 def test_a_code_execution_payload_is_refused_without_running_it(workdir, words_file, train, tool):
-    from bigram_lightning.sample import main as sample_main
+    from bigram_lightning.tools.sample import main as sample_main
 
     marker = workdir / "PWNED"
     payload_checkpoint(workdir / "evil.ckpt", marker)

@@ -1,7 +1,7 @@
 import torch
 from test_vocab import vocab_of
 
-from bigram_lightning.counts import bigram_counts, count_logprobs, nll_from_counts
+from bigram_lightning.core.counts import bigram_counts, count_logprobs, nll_from_counts
 
 
 def test_count_model_nll_on_names(names_words):

@@ -4,14 +4,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from test_vocab import vocab_of
 
 from bigram_lightning import corpus
 from bigram_lightning import download as data_module
-from bigram_lightning.cli import BigramCLI
-from bigram_lightning.data import BatchIndexSampler, BigramDataModule, PairBatches
+from bigram_lightning.core.batches import BatchIndexSampler
+from bigram_lightning.core.data import PairBatches
+from bigram_lightning.datafile import WordFileDataModule
 from bigram_lightning.download import FALLBACK_NAME, MAKEMORE_SHA256, census_first_names
-from bigram_lightning.errors import UserError
+from bigram_lightning.run.cli import BigramCLI
+from bigram_lightning.run.errors import UserError
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +31,8 @@ def read_words(path):
     return [w for w in (line.strip() for line in path.read_bytes().decode("utf-8").splitlines()) if w]
 
 
-def setup_dm(**kwargs) -> BigramDataModule:
-    dm = BigramDataModule(**kwargs)
+def setup_dm(**kwargs) -> WordFileDataModule:
+    dm = WordFileDataModule(**kwargs)
     dm.setup("fit")
     return dm
 
@@ -164,8 +167,10 @@ def test_batches_come_whole_from_the_sampler(names_txt, monkeypatch):
     pairs = torch.cat([x.long() * 27 + y.long() for x, y, _ in batches]).sort().values
     stream = dm.streams["train"].long()
     assert torch.equal(pairs, (stream[:-1] * 27 + stream[1:]).sort().values)
-    xs, ys, n_step = dm.on_after_batch_transfer(batches[0], 0)
-    assert torch.equal(xs, batches[0][0].long()) and xs.dtype == ys.dtype == torch.long and n_step == 4096
+    # on the device, the ids become the notebook's one-hot rows: xenc = F.one_hot(xs, 27).float()
+    xenc, ys, n_step = dm.on_after_batch_transfer(batches[0], 0)
+    assert torch.equal(xenc, F.one_hot(batches[0][0].long(), 27).float()) and xenc.dtype == torch.float32
+    assert torch.equal(ys, batches[0][1].long()) and ys.dtype == torch.long and n_step == 4096
 
 
 def test_sampler_order_depends_only_on_seed_and_epoch():
@@ -245,8 +250,8 @@ def test_unusable_data_files_are_named(tmp_path, content, message):
 
 def test_bad_split_fractions_and_batch_sizes_are_refused():
     with pytest.raises(UserError, match="sum to less than 1"):
-        BigramDataModule(val_frac=0.6, test_frac=0.5)
-    for flag in ("batch_size", "eval_batch_size", "steps_per_epoch", "max_word_len"):
+        WordFileDataModule(val_frac=0.6, test_frac=0.5)
+    for flag in ("batch_size", "steps_per_epoch", "max_word_len"):
         with pytest.raises(UserError, match=f'"data.{flag}": Not of type PositiveInt'):
             BigramCLI(args=[f"--data.{flag}", "0"])
     with pytest.raises(UserError, match='"data.val_frac": Not of type OpenUnitInterval'):
@@ -254,7 +259,7 @@ def test_bad_split_fractions_and_batch_sizes_are_refused():
 
 
 def test_contains_words_finds_whole_words_on_token_boundaries():
-    from bigram_lightning.data import contains_words
+    from bigram_lightning.core.data import contains_words
 
     stream = torch.tensor([0, 1, 2, 0, 3, 0], dtype=torch.uint8)  # .ab.c.
     assert contains_words(stream, [[1, 2], [3], [2], [1], [2, 0]]) == [True, True, False, False, False]

@@ -15,7 +15,7 @@ from conftest import WORDS
 
 from bigram_lightning import corpus
 from bigram_lightning import download as data_module
-from bigram_lightning.data import BigramDataModule
+from bigram_lightning.datafile import WordFileDataModule
 
 TEXT = WORDS  # a good word list: the hostile files are made from it
 NAMES = TEXT.splitlines()
@@ -276,7 +276,7 @@ def test_hostile_data_is_refused_in_one_line(workdir, train, monkeypatch, case):
 
 
 def test_a_vocabulary_too_large_for_memory_is_refused_up_front(workdir, train, monkeypatch):
-    from bigram_lightning import data
+    from bigram_lightning import datafile as data
 
     monkeypatch.setattr(data, "physical_memory", lambda: 1e9)  # 1 GB: V = 6,001 needs 36·V² bytes, 1.3 GB
     chars = [chr(0x4E00 + i) for i in range(6000)]  # CJK ideographs, as a Chinese word list has them
@@ -304,7 +304,7 @@ def test_a_cache_made_under_a_larger_limit_does_not_let_a_long_word_through(work
     code, out, err, _ = train("--data.path", "w.txt", "--max_epochs", "1")
     assert_refused(workdir, code, out, err, ["line 11 of data file w.txt holds a word of 1500 characters"])
     # the limit the entry was checked against drops when a smaller one passes, so no later run checks again
-    dm = BigramDataModule(path="w.txt", max_word_len=1600)
+    dm = WordFileDataModule(path="w.txt", max_word_len=1600)
     assert corpus.read_meta(Path("data/cache"), dm.hparams.data_sha256)["max_word_len"] == 1600
 
 
@@ -350,7 +350,7 @@ class CutResponse(FakeResponse):
 
 def test_a_download_with_the_wrong_sha256_leaves_no_names_txt(workdir, monkeypatch, capsys):
     monkeypatch.setattr(data_module.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"emma\n" * 1000))
-    BigramDataModule()
+    WordFileDataModule()
     assert "WARNING: could not download makemore's names.txt (downloaded file has SHA-256" in capsys.readouterr().err
     assert not (workdir / "data" / "names.txt").exists()
     assert [p for p in workdir.rglob("*") if p.name.endswith(".tmp")] == []
@@ -363,7 +363,7 @@ def test_a_download_with_the_wrong_sha256_leaves_no_names_txt(workdir, monkeypat
 )
 def test_a_download_cut_midway_leaves_nothing_half_written(workdir, monkeypatch, capsys, exc):
     monkeypatch.setattr(data_module.urllib.request, "urlopen", lambda url, timeout: CutResponse(exc))
-    BigramDataModule()  # the census names stand in, as offline
+    WordFileDataModule()  # the census names stand in, as offline
     assert "WARNING: could not download makemore's names.txt" in capsys.readouterr().err
     assert not (workdir / "data" / "names.txt").exists()
     assert sorted(p.name for p in (workdir / "data").iterdir()) == ["cache", data_module.FALLBACK_NAME]
@@ -373,7 +373,7 @@ def test_a_download_cut_midway_leaves_nothing_half_written(workdir, monkeypatch,
 def test_ctrl_c_during_a_download_leaves_nothing(workdir, monkeypatch):
     monkeypatch.setattr(data_module.urllib.request, "urlopen", lambda url, timeout: CutResponse(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        BigramDataModule()
+        WordFileDataModule()
     assert not (workdir / "data").exists() or list((workdir / "data").iterdir()) == []
 
 

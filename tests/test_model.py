@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from bigram_lightning.cli import BigramCLI
-from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import UserError
-from bigram_lightning.model import BigramLM
+from bigram_lightning.core.data import one_hot
+from bigram_lightning.core.model import BigramLM
+from bigram_lightning.datafile import WordFileDataModule
+from bigram_lightning.run.cli import BigramCLI
+from bigram_lightning.run.errors import UserError
 
 ITOS = ".abcdefghijklmnopqrstuvwxyz"
 # "emma" as in the notebook: . e m m a .
@@ -17,7 +18,8 @@ EMMA_XS, EMMA_YS = torch.tensor([0, 5, 13, 13, 1]), torch.tensor([5, 13, 13, 1, 
 
 
 def emma_batch():
-    return EMMA_XS, EMMA_YS
+    """The notebook's batch: xenc = F.one_hot(xs, num_classes=27).float(), and the next characters ys."""
+    return F.one_hot(EMMA_XS, 27).float(), EMMA_YS
 
 
 class RecordLoss(L.Callback):
@@ -96,38 +98,51 @@ def test_the_optimizer_is_sgd_with_momentum_or_adam():
 
 def test_forward_returns_logits_only():
     model = BigramLM(vocab=ITOS)
-    logits = model(EMMA_XS)
+    xenc = F.one_hot(EMMA_XS, 27).float()
+    logits = model(xenc)
     assert logits.shape == (5, 27)
-    assert torch.equal(logits, F.one_hot(EMMA_XS, 27).float() @ model.W)  # one-hot @ W picks rows of W
+    assert torch.equal(logits, xenc @ model.W)
+    assert torch.equal(logits, model.W[EMMA_XS])  # one-hot @ W picks rows of W
 
 
-def test_the_step_equals_the_dense_one_hot_matmul_in_loss_and_gradient():
-    """The step's count-matrix form of the loss against the notebooks' one_hot(xs) @ W at a large vocabulary:
-    V = 3,001 (a CJK word list); in float64 (the math, 512 pairs) and in float32 (relative, 4096 pairs)."""
+def test_the_sparse_one_hot_step_equals_the_dense_one_in_loss_and_gradient():
+    """Past DENSE_CELLS the one-hot rows are a sparse matrix: the same step as the notebooks' dense one_hot(xs) @ W at
+    a large vocabulary, V = 3,001 (a CJK word list); in float64 (the math, 512 pairs) and float32 (4096 pairs)."""
     V = 3001
     g = torch.Generator().manual_seed(0)
     pairs = torch.randint(V, (2, 4096), generator=g)
     for dtype, tol, B in ((torch.float64, 1e-12, 512), (torch.float32, 1e-6, 4096)):  # (a dense float64 step is slow)
         xs, ys = pairs[:, :B]
+        xenc = one_hot(xs, V)
+        assert xenc.is_sparse and torch.equal(xenc.to_dense(), F.one_hot(xs, V).float())
         model = BigramLM(vocab="." + "".join(chr(0x4E00 + i) for i in range(V - 1))).to(dtype)
-        loss = model._shared_step((xs, ys), "val")["loss"]
+        loss = model._shared_step((xenc, ys), "val")["loss"]
         loss.backward()
         W = model.W.detach().clone().requires_grad_()
         dense = F.cross_entropy(F.one_hot(xs, V).to(dtype) @ W, ys)
         dense.backward()
         assert abs(loss.item() - dense.item()) <= tol * dense.item()
         assert (model.W.grad - W.grad).abs().max().item() <= tol * W.grad.abs().max().item()
-        assert torch.equal(model(xs), F.one_hot(xs, V).to(dtype) @ model.W)  # forward: the row lookup it equals
+        assert torch.equal(model(xenc.to(dtype)), F.one_hot(xs, V).to(dtype) @ model.W)
+
+
+def test_small_batches_are_the_notebooks_dense_one_hot():
+    xs = torch.randint(27, (4096,), generator=torch.Generator().manual_seed(0))
+    xenc = one_hot(xs, 27)
+    assert not xenc.is_sparse and xenc.dtype == torch.float32
+    assert torch.equal(xenc, F.one_hot(xs, num_classes=27).float())
 
 
 def test_counts_mode_gives_the_full_batch_loss_and_gradient(names_txt):
-    pairs = BigramDataModule(path=str(names_txt), batch_size=10**6)
-    counts = BigramDataModule(path=str(names_txt), mode="counts")
+    """The same step on the identity's one-hot rows with the split's counts as targets: the full batch of pairs'
+    loss and gradient (in float64, so that float32's rounding over 182,000 pairs is not what is measured)."""
+    pairs = WordFileDataModule(path=str(names_txt), batch_size=10**6)
+    counts = WordFileDataModule(path=str(names_txt), mode="counts")
     results = []
     for dm in (pairs, counts):
         dm.setup("fit")
         (batch,) = list(dm.train_dataloader())[:1]
-        model = BigramLM(vocab=dm.vocab.itos)
+        model = BigramLM(vocab=dm.vocab.itos).double()
         loss = model._shared_step(dm.on_after_batch_transfer(batch, 0), "val")["loss"]
         loss.backward()
         results.append((loss.detach(), model.W.grad))

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bigram_lightning.callbacks import LossHistory
-from bigram_lightning.checkpoints import HISTORY_KEY
-from bigram_lightning.pictures import GRID_PNG, LOSS_PNG, draw_curve, draw_grid, main
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.run.callbacks import LossHistory
+from bigram_lightning.run.checkpoints import HISTORY_KEY
+from bigram_lightning.tools.plot import GRID_PNG, LOSS_PNG, draw_curve, draw_grid, main
 
 
 def test_training_leaves_both_pngs_and_the_history_in_its_checkpoints(in_trained):

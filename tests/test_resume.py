@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram_lightning.checkpoint_io import AtomicCheckpointIO
-from bigram_lightning.cli import main
-from bigram_lightning.data import BatchIndexSampler, BigramDataModule
-from bigram_lightning.errors import UserError
-from bigram_lightning.model import BigramLM
-from bigram_lightning.runs import find_checkpoint
+from bigram_lightning.core.batches import BatchIndexSampler
+from bigram_lightning.core.model import BigramLM
+from bigram_lightning.datafile import WordFileDataModule
+from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO
+from bigram_lightning.run.cli import main
+from bigram_lightning.run.errors import UserError
+from bigram_lightning.run.runs import find_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 128
@@ -36,7 +37,7 @@ class Killed(Exception):
 
 
 def steps_per_epoch(words_file: Path) -> int:
-    dm = BigramDataModule(path=str(words_file), cache_dir=str(words_file.parent / "data" / "cache"))
+    dm = WordFileDataModule(path=str(words_file), cache_dir=str(words_file.parent / "data" / "cache"))
     dm.setup("fit")
     return math.ceil(dm.num_pairs("train") / BATCH)
 
@@ -541,7 +542,7 @@ def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equa
 def test_a_full_disk_ends_in_one_line_and_leaves_the_checkpoints_whole(workdir, words_file, train, monkeypatch):
     """No space left when epoch 1's checkpoints are written: one `error:` line naming the file, exit code 2, no
     traceback; epoch 0's last.ckpt stays whole, and resumes once there is room again."""
-    from bigram_lightning import files
+    from bigram_lightning.run import files
 
     assert train(*ARGS[:-1], "1")[0] == 0
     run = the_run("runs")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bigram_lightning.sample import main
+from bigram_lightning.tools.sample import main
 
 
 def words_of(trained: Path) -> set[str]:
@@ -24,24 +24,41 @@ def test_prints_num_names_from_last_deterministically(in_trained, tool):
     assert tool(main, "--num", "20", "--seed", "4")[1] != out
 
 
-def test_many_names_come_a_batch_at_a_time_and_max_len_costs_no_memory(in_trained, tool):
-    """More names than a batch: the first batch is what --num BATCH prints, the rest follows; a huge --max_len
-    allocates nothing up front (it was num × max_len bytes)."""
-    from bigram_lightning.sample import BATCH
+def test_many_names_come_as_drawn_and_max_len_costs_no_memory(in_trained, tool):
+    """More names than are printed at a time: the first CHUNK are what --num CHUNK prints (one generator, names one
+    after another), the rest follows; a huge --max_len allocates nothing up front."""
+    from bigram_lightning.tools.sample import CHUNK
 
-    code, out, err = tool(main, "--num", str(BATCH + 3), "--seed", "5")
+    code, out, err = tool(main, "--num", str(CHUNK + 3), "--seed", "5")
     names = out.splitlines()
-    assert code == 0 and len(names) == BATCH + 3, err
-    assert names[:BATCH] == tool(main, "--num", str(BATCH), "--seed", "5")[1].splitlines()
+    assert code == 0 and len(names) == CHUNK + 3, err
+    assert names[:CHUNK] == tool(main, "--num", str(CHUNK), "--seed", "5")[1].splitlines()
     code, out, err = tool(main, "--num", "3", "--max_len", str(10**12))
     assert code == 0 and len(out.splitlines()) == 3, err
+
+
+def test_the_lectures_names_from_a_checkpoint_of_the_count_model(in_trained, tool, names_words, tmp_path):
+    """A checkpoint whose softmax(W) is the lecture's +1 count model of all of names.txt, seed 2147483647: the
+    lecture's five names."""
+    import torch
+    from test_sampling import LECTURE_NAMES, lecture_P
+
+    P, vocab = lecture_P(names_words)
+    raw = torch.load(next(in_trained.glob("runs/*/checkpoints/last.ckpt")), weights_only=True)
+    raw["state_dict"]["W"] = P.log()
+    raw["hyper_parameters"]["vocab"] = vocab.itos
+    path = tmp_path / "count_model.ckpt"
+    torch.save(raw, path)
+    code, out, err = tool(main, "--ckpt", str(path), "--num", "5", "--seed", "2147483647")
+    assert code == 0, err
+    assert out.splitlines() == LECTURE_NAMES
 
 
 def test_ctrl_c_ends_a_tool_with_130_and_no_traceback(in_trained, tool, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bigram_lightning.sample.sample", interrupted)
+    monkeypatch.setattr("bigram_lightning.tools.sample.sample_name", interrupted)
     assert tool(main, "--num", "5") == (130, "", "")
 
 
@@ -66,8 +83,8 @@ def test_json_gives_each_names_log_probability(in_trained, tool):
 @pytest.mark.parametrize("temperature", ["1e-3", "1e-320"])
 def test_a_vanishing_temperature_gives_the_most_likely_name(in_trained, tool, temperature):
     """T -> 0 is the argmax chain from '.', even where W / T overflows (it was NaN, then an IndexError)."""
-    from bigram_lightning.checkpoints import Checkpoint
-    from bigram_lightning.runs import find_checkpoint
+    from bigram_lightning.run.checkpoints import Checkpoint
+    from bigram_lightning.run.runs import find_checkpoint
 
     ckpt = Checkpoint.load(find_checkpoint("last", "runs"))
     ix, greedy = ckpt.W[0].argmax().item(), ""
@@ -121,7 +138,7 @@ def test_bad_input_is_one_line(in_trained, tool, args, message):
 def test_console_script_runs(in_trained):
     """The installed command, as a user types it (and `python -m`), in a fresh process."""
     script = Path(sys.executable).with_name("bigram-sample")
-    for cmd in ([str(script)], [sys.executable, "-m", "bigram_lightning.sample"]):
+    for cmd in ([str(script)], [sys.executable, "-m", "bigram_lightning.tools.sample"]):
         proc = subprocess.run([*cmd, "--num", "4"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert len(proc.stdout.splitlines()) == 4

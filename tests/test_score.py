@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from bigram_lightning.checkpoints import Checkpoint
-from bigram_lightning.counts import nll_from_counts
-from bigram_lightning.runs import find_checkpoint
-from bigram_lightning.score import main, word_logprobs
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.core.counts import nll_from_counts
+from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.run.checkpoints import Checkpoint
+from bigram_lightning.run.runs import find_checkpoint
+from bigram_lightning.tools.score import main, word_logprobs
 
 
 def test_word_logprobs_sum_each_words_bigrams_with_the_end():
@@ -146,7 +146,7 @@ def test_the_table_stays_aligned_with_double_width_characters(workdir, train, to
 def test_words_are_read_as_training_reads_them(workdir, train, tool):
     """A byte-order mark, Windows line breaks and decomposed accents (macOS's 'e' + U+0301): bigram-score and
     bigram-sample --prefix see the words training saw, 'renée' with one 'é', and score every one."""
-    from bigram_lightning.sample import main as sample_main
+    from bigram_lightning.tools.sample import main as sample_main
 
     words = ["renée", "andré", "zoé", "léa", "noémie"] * 20 + [f"{a}{b}" for a in "aeilmnorz" for b in "aeilmnorz"]
     (workdir / "fr.txt").write_text("\n".join(words) + "\n")

@@ -145,7 +145,7 @@ def test_ctrl_c_while_starting_leaves_no_run_and_no_traceback(tmp_path):
 
 def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
     """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
-    from bigram_lightning.cli import main
+    from bigram_lightning.run.cli import main
 
     monkeypatch.setenv("COLUMNS", "100")
     proc = train_py(tmp_path, "--help", env={"COLUMNS": "100"})
@@ -193,12 +193,12 @@ class RecordPairs(L.Callback):
 def uneven_words(tmp_path: Path) -> tuple[int, torch.Tensor]:
     """Writes words.txt with an odd number of training pairs, so that the two ranks' shares of the last global
     batch differ; returns a per-device batch size and the training split's pairs (x * V + y, sorted)."""
-    from bigram_lightning.data import BigramDataModule
+    from bigram_lightning.datafile import WordFileDataModule
     from bigram_lightning.download import census_first_names
 
     for k in range(1000, 1100):
         (tmp_path / "words.txt").write_text("\n".join(census_first_names()[:k]) + "\n")
-        dm = BigramDataModule(path=str(tmp_path / "words.txt"), cache_dir=str(tmp_path / "data" / "cache"))
+        dm = WordFileDataModule(path=str(tmp_path / "words.txt"), cache_dir=str(tmp_path / "data" / "cache"))
         dm.setup("fit")
         if dm.num_pairs("train") % 2 == 1:
             stream = dm.streams["train"].long()
@@ -228,7 +228,7 @@ DDP_ARGS = [
 
 def one_process_W(tmp_path: Path, batch_size: int) -> torch.Tensor:
     """W after the same run in one process (in this one), with the two devices' batches as one."""
-    from bigram_lightning.cli import main
+    from bigram_lightning.run.cli import main
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -354,6 +354,6 @@ def test_a_built_wheel_trains_from_any_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc, elsewhere)
     assert summary["epochs"] == 1 and Path(summary["last_ckpt"]).is_file()
-    where = [bin_dir / "python", "-c", "import bigram_lightning.cli as c; print(c.__file__, c.CONFIGS)"]
+    where = [bin_dir / "python", "-c", "import bigram_lightning.run.cli as c; print(c.__file__, c.CONFIGS)"]
     module, configs = subprocess.run(where, cwd=elsewhere, env=env, capture_output=True, text=True).stdout.split()
     assert Path(module).is_relative_to(tmp_path / "env") and Path(configs, "gpu.yaml").is_file()

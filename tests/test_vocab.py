@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from bigram_lightning import corpus
-from bigram_lightning.errors import UserError
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.run.errors import UserError
 
 
 def vocab_of(words: list[str]) -> Vocab:

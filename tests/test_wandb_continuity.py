@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram_lightning.tracking import PROBE_SECONDS as WANDB_PROBE_SECONDS
-from bigram_lightning.tracking import wandb_mode
+from bigram_lightning.run.tracking import PROBE_SECONDS as WANDB_PROBE_SECONDS
+from bigram_lightning.run.tracking import wandb_mode
 
 pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
 

@@ -14,11 +14,11 @@ from matplotlib.colors import PowerNorm
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-from bigram_lightning.checkpoints import Checkpoint
-from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import NO_ROOM, UserError, tool_main, tool_parser
-from bigram_lightning.runs import find_checkpoint
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.core.counts import count_logprobs
+from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.run.checkpoints import Checkpoint
+from bigram_lightning.run.errors import NO_ROOM, UserError, tool_main, tool_parser
+from bigram_lightning.run.runs import find_checkpoint
 
 GRID_PNG, LOSS_PNG = "bigram_grid.png", "loss_curve.png"
 CELL = 42  # pixels: room for two lines of 7-point text, so no label reaches into the next cell

@@ -13,9 +13,9 @@ from typing import Optional
 
 import torch
 
-from bigram_lightning.callbacks import DrawPictures, PhaseClock
-from bigram_lightning.errors import NO_ROOM, Stopped, reader_gone
-from bigram_lightning.files import write_atomic
+from bigram_lightning.run.callbacks import DrawPictures, PhaseClock
+from bigram_lightning.run.errors import NO_ROOM, Stopped, reader_gone
+from bigram_lightning.run.files import write_atomic
 
 
 def report(cli, tested: dict, start: float) -> int:

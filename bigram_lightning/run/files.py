@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bigram_lightning.errors import UserError
+from bigram_lightning.run.errors import UserError
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
-"""The character vocabulary: '.' (the word boundary) at index 0, then the corpus's characters in sorted order."""
+"""The character vocabulary, as in the notebook: '.' (the word boundary) at index 0, then the corpus's characters in
+sorted order. stoi maps a character to its id, itos an id to its character."""
 
 import torch
 
-from bigram_lightning.errors import UserError
+from bigram_lightning.core.errors import UserError
 
 BOUNDARY = "."
 
@@ -14,6 +15,12 @@ class Vocab:
         self.itos = itos
         self.stoi = {ch: i for i, ch in enumerate(itos)}
 
+    @classmethod
+    def of_words(cls, words: list[str]) -> "Vocab":
+        """The notebook's `chars = sorted(list(set(''.join(words))))`, after the boundary '.'."""
+        chars = sorted(set("".join(words)))
+        return cls(BOUNDARY + "".join(chars))
+
     def __len__(self) -> int:
         return len(self.itos)
 
@@ -24,10 +31,11 @@ class Vocab:
         """Token ids of every character of `text` (int64)."""
         if unknown := set(text) - self.stoi.keys():
             raise UserError(f"characters {''.join(sorted(unknown))!r} are not in the vocabulary {self.itos!r}")
-        return torch.tensor(list(map(self.stoi.__getitem__, text)), dtype=torch.long)  # (map: no Python loop)
+        return torch.tensor([self.stoi[ch] for ch in text], dtype=torch.long)
 
     def stream(self, words: list[str]) -> torch.Tensor:
-        """The token stream '.w1.w2. … .wn.': consecutive ids are exactly the bigram pairs of every '.' + w + '.'."""
+        """The token stream '.w1.w2. … .wn.': consecutive ids are exactly the notebook's bigram pairs of every
+        ['.'] + list(w) + ['.'], xs = stream[:-1] and ys = stream[1:]."""
         return self.encode(BOUNDARY + BOUNDARY.join(words) + BOUNDARY)
 
     def decode(self, ids: list[int]) -> str:

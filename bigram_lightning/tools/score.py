@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from bigram_lightning.checkpoints import Checkpoint
+from bigram_lightning.core.counts import count_logprobs
+from bigram_lightning.core.vocab import BOUNDARY, Vocab
 from bigram_lightning.corpus import text_words
-from bigram_lightning.counts import count_logprobs
-from bigram_lightning.errors import UserError, tool_main, tool_parser
-from bigram_lightning.runs import find_checkpoint
-from bigram_lightning.vocab import BOUNDARY, Vocab
+from bigram_lightning.run.checkpoints import Checkpoint
+from bigram_lightning.run.errors import UserError, tool_main, tool_parser
+from bigram_lightning.run.runs import find_checkpoint
 
 
 def word_logprobs(logprobs: torch.Tensor, vocab: Vocab, words: list[str]) -> torch.Tensor:

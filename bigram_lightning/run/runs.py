@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bigram_lightning.errors import UserError
-from bigram_lightning.files import write_atomic
+from bigram_lightning.run.errors import UserError
+from bigram_lightning.run.files import write_atomic
 
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"  # where the processes DDP starts find the first process's run directory
 

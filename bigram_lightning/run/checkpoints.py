@@ -10,9 +10,9 @@ from typing import Optional
 
 import torch
 
+from bigram_lightning.core.vocab import Vocab
 from bigram_lightning.corpus import sha256_file
-from bigram_lightning.errors import UserError
-from bigram_lightning.vocab import Vocab
+from bigram_lightning.run.errors import UserError
 
 HISTORY_KEY = "LossHistory"  # callbacks.LossHistory keeps the per-epoch losses in every checkpoint under this key
 
@@ -128,10 +128,10 @@ class Checkpoint:
             return None, f"its data file {data_file} is not here (it has moved, or was on another machine)"
         if sha256_file(Path(data_file)) != self.data.get("data_sha256"):
             return None, f"{data_file} has changed since training (its SHA-256 differs)"
-        from bigram_lightning.data import BigramDataModule  # imported here: Lightning costs 3 s
+        from bigram_lightning.datafile import WordFileDataModule  # imported here: Lightning costs 3 s
 
         keys = ("seed", "val_frac", "test_frac", "cache_dir", "max_word_len")
-        dm = BigramDataModule(path=data_file, **{k: self.data[k] for k in keys if k in self.data})
+        dm = WordFileDataModule(path=data_file, **{k: self.data[k] for k in keys if k in self.data})
         dm.setup("fit")
         if dm.vocab != self.vocab:
             return None, f"{data_file} gives the vocabulary {dm.vocab.itos!r}, the checkpoint has {self.vocab.itos!r}"

@@ -12,11 +12,9 @@ from typing import Callable, Optional
 
 import torch
 
+from bigram_lightning.core.errors import UserError
+
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only place: the user's to fix
-
-
-class UserError(Exception):
-    """A problem with the user's input, reported as one line that names the problem and the fix."""
 
 
 class Diverged(UserError):

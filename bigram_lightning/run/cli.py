@@ -22,18 +22,19 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from bigram_lightning import callbacks as cb
-from bigram_lightning.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
-from bigram_lightning.checkpoints import check_resume, read_checkpoint
-from bigram_lightning.data import BigramDataModule
-from bigram_lightning.errors import Stopped, UserError, check_trainer, quiet_startup
-from bigram_lightning.model import BigramLM, Seed
-from bigram_lightning.report import cannot_write, interrupted, report, signals_noted, stop_signal
-from bigram_lightning.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
-from bigram_lightning.tracking import Tag, WandbRun, wandb_logger
+from bigram_lightning.core.model import BigramLM, Seed
+from bigram_lightning.datafile import WordFileDataModule
+from bigram_lightning.run import callbacks as cb
+from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
+from bigram_lightning.run.checkpoints import check_resume, read_checkpoint
+from bigram_lightning.run.errors import Stopped, UserError, check_trainer, quiet_startup
+from bigram_lightning.run.report import cannot_write, interrupted, report, signals_noted, stop_signal
+from bigram_lightning.run.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
+from bigram_lightning.run.tracking import Tag, WandbRun, wandb_logger
 
 # the shipped configs: package data in an installed wheel, the top-level configs/ in a checkout
-CONFIGS = next(p for p in (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs") if p.is_dir())
+PACKAGE = Path(__file__).resolve().parents[1]
+CONFIGS = next(p for p in (PACKAGE / "configs", PACKAGE.parent / "configs") if p.is_dir())
 # the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
 FLAGS = {
     "seed": (Seed, 2147483647, "seeds W's initialisation, the split, the batch order and the samples"),
@@ -72,7 +73,7 @@ class BigramCLI(LightningCLI):
         self.restart: Optional[Path] = None  # a run stopped before its first checkpoint, trained again
         try:
             super().__init__(
-                BigramLM, BigramDataModule, parser_class=BigramArgumentParser, args=args, run=False,
+                BigramLM, WordFileDataModule, parser_class=BigramArgumentParser, args=args, run=False,
                 save_config_callback=None,  # config.yaml is written into the run directory as soon as it exists
                 seed_everything_default=False,  # never seed the global RNGs: every draw has a generator seeded by --seed
                 auto_configure_optimizers=False,
@@ -91,7 +92,7 @@ class BigramCLI(LightningCLI):
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """The project's own groups first in --help; the Trainer's ~80 flags after them."""
         parser.add_lightning_class_args(BigramLM, "model")
-        parser.add_lightning_class_args(BigramDataModule, "data")
+        parser.add_lightning_class_args(WordFileDataModule, "data")
         parser.add_lightning_class_args(cb.SampleNames, "samples")
         parser.add_lightning_class_args(self.trainer_class, "trainer")
         parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items()})
@@ -192,19 +193,8 @@ class BigramCLI(LightningCLI):
 
 
 def run() -> None:
-    """`python train.py` and `bigram-train`: main, then out without the interpreter's teardown, ~1 s of freeing the
-    ~400,000 objects of torch, Lightning and W&B that the finished run no longer needs (issue 12)."""
-    try:
-        code = main()
-    except SystemExit as e:  # --help, --print_config: out as fast
-        if not isinstance(e.code, (int, type(None))):
-            raise
-        code = e.code or 0
-    wandb.teardown()  # what the skipped exit handlers would have closed
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """`python train.py` and `bigram-train`: main's exit code, through the interpreter's normal exit."""
+    sys.exit(main())
 
 
 def main(args: Optional[list[str]] = None) -> int:

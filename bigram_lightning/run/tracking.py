@@ -16,7 +16,7 @@ from jsonargparse.typing import restricted_string_type
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from bigram_lightning.errors import UserError
+from bigram_lightning.run.errors import UserError
 
 Tag = restricted_string_type("Tag", r"^.{1,64}$")  # a W&B tag: --wandb.tags takes no other
 # the longest W&B may hold up training: the reachability probe of --wandb.mode auto, and an online wandb.init

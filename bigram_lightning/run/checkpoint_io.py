@@ -11,8 +11,8 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from bigram_lightning.errors import Stopped
-from bigram_lightning.files import write_atomic
+from bigram_lightning.run.errors import Stopped
+from bigram_lightning.run.files import write_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

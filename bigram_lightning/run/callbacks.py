@@ -2,19 +2,19 @@
 timing and the progress bar."""
 
 import math
-import os
 import time
 from pathlib import Path
 
 import lightning as L
+import psutil
 import torch
 import wandb
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from bigram_lightning.errors import NO_ROOM, Diverged, UserError
-from bigram_lightning.sample import decode, sample
+from bigram_lightning.core.sampling import sample_names
+from bigram_lightning.run.errors import NO_ROOM, Diverged, UserError
 
 
 def epoch_step(trainer: L.Trainer) -> int:
@@ -39,9 +39,10 @@ class SampleNames(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.num == 0 or not trainer.is_global_zero:
             return
-        epoch, probs, datamodule = trainer.current_epoch, pl_module.probs(), trainer.datamodule
-        g = torch.Generator(device=probs.device).manual_seed(self.seed + epoch)
-        names = decode(sample(probs, self.num, g, self.max_len), datamodule.vocab)
+        epoch = trainer.current_epoch
+        datamodule = trainer.datamodule
+        g = torch.Generator().manual_seed(self.seed + epoch)  # (on the CPU, as the notebook draws)
+        names = sample_names(pl_module.probs(), self.num, g, datamodule.vocab, self.max_len)
         new = [not known for known in datamodule.in_train(names)]
         if self.verbose:
             pl_module.print(f"epoch {epoch} samples: " + " ".join(n + "*" * is_new for n, is_new in zip(names, new)))
@@ -186,7 +187,7 @@ class DrawPictures(L.Callback):
         if not trainer.is_global_zero:
             return
         start = time.perf_counter()
-        from bigram_lightning.pictures import draw_pictures  # PIL and matplotlib: imported where they draw
+        from bigram_lightning.tools.plot import draw_pictures  # PIL and matplotlib: imported where they draw
 
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
         # without a text per cell: 0.1 s, where the notebooks' annotated grid takes 0.7 s (bigram-plot draws it)
@@ -211,13 +212,9 @@ class PhaseClock(L.Callback):
     """summary.json's phases: start-up (to the first training step), training (validation included), and test."""
 
     def __init__(self) -> None:
-        self.phases, self.mark = {}, 0.0
-        try:  # when this process started (Linux's /proc; elsewhere: now, so start-up counts from here)
-            ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
-            boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
-            self.start = boot + ticks / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, StopIteration):
-            self.start = time.time()
+        self.phases = {}
+        self.mark = 0.0
+        self.start = psutil.Process().create_time()  # when this process started
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if "startup" not in self.phases:

@@ -1,0 +1,95 @@
+"""The data module train.py uses: core's BigramDataModule, with the word file read through the token cache
+(corpus.py: validated line by line, encoded once per content, memory-mapped), the default names.txt downloaded
+when missing, and the checks that need the Trainer or the machine."""
+
+import math
+import os
+import time
+from typing import Literal
+
+import torch
+from jsonargparse.typing import OpenUnitInterval, PositiveInt
+
+from bigram_lightning.core.data import BigramDataModule
+from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.corpus import DEFAULT_PATH, MAX_WORD_LEN, cache_paths, load_corpus
+from bigram_lightning.run.errors import UserError, check_val_interval
+
+
+def physical_memory() -> float:
+    """Bytes of memory this machine has (POSIX; elsewhere unbounded: the check is skipped)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+class WordFileDataModule(BigramDataModule):
+    def __init__(
+        self,
+        path: str = DEFAULT_PATH,
+        batch_size: PositiveInt = 4096,
+        val_frac: OpenUnitInterval = 0.1,
+        test_frac: OpenUnitInterval = 0.1,
+        seed: int = 2147483647,
+        mode: Literal["pairs", "counts"] = "pairs",
+        steps_per_epoch: PositiveInt = 100,
+        cache_dir: str = "data/cache",
+        max_word_len: PositiveInt = MAX_WORD_LEN,
+    ) -> None:
+        """Bigram pairs of a word list, split by word into train/val/test.
+
+        Args:
+            path: UTF-8 text file, one word per line. The default, data/names.txt, is downloaded (and its
+                SHA-256 verified) when missing; offline, US-census first names stand in, with a warning.
+            batch_size: pairs per training step on each device; one at least as large as the training split
+                trains full-batch, the notebooks' recipe.
+            val_frac: fraction of the words held out for validation.
+            test_frac: fraction of the words held out for the final test.
+            seed: seeds the word split and the order of the training pairs in each epoch.
+            mode: pairs: minibatches of one-hot pairs, as in the notebooks. counts: every step sees the whole split
+                as the V one-hot rows of the identity with their bigram counts as targets: the exact full-batch
+                loss and gradient, in O(V²) whatever the corpus.
+            steps_per_epoch: training steps per epoch in counts mode.
+            cache_dir: where the data file is kept encoded as a token stream, one file per SHA-256 of its content.
+            max_word_len: the longest word accepted, in characters: a longer one (in a file that is not a word
+                list) is refused, naming its line, before it can fill memory.
+        """
+        self.seconds = 0.0  # reading the data, for summary.json's phases
+        super().__init__(path, batch_size, val_frac, test_frac, seed, mode, steps_per_epoch)
+
+    def read_vocab(self) -> Vocab:
+        # on every rank: a bad file is refused before a W&B run exists (the run directory just made is removed)
+        start = time.perf_counter()
+        file, sha256, self.info = load_corpus(self.hparams.path, self.hparams.cache_dir, self.hparams.max_word_len)
+        vocab = Vocab(self.info["vocab"])
+        V = len(vocab)
+        memory = physical_memory()
+        need = 36 * V * V  # float32 W, its gradient and momentum (12·V² bytes); int64 V×V counts of 3 splits (24·V²)
+        if need > memory:
+            raise UserError(
+                f"data file {file} has {V} distinct characters: a V×V model needs about {need / 1e9:.1f} GB (W, its "
+                f"gradient and momentum, the splits' bigram counts), more than this machine's {memory / 1e9:.1f} GB: "
+                "use a word list with fewer distinct characters"
+            )
+        abspath = str(file.resolve())  # for the tools, run from any directory
+        self.hparams.update(data_file=str(file), data_abspath=abspath, data_sha256=sha256, vocab=vocab.itos)
+        self.seconds += time.perf_counter() - start
+        return vocab
+
+    def read_tokens(self) -> torch.Tensor:
+        tokens, _ = cache_paths(self.hparams.cache_dir, self.hparams.data_sha256)
+        # memory-mapped read-only: pages are read from disk as the splits are cut
+        dtype = getattr(torch, self.info["dtype"])
+        return torch.from_file(str(tokens), size=self.info["tokens"], dtype=dtype)
+
+    def setup(self, stage: str) -> None:
+        start = time.perf_counter()
+        super().setup(stage)
+        self.seconds += time.perf_counter() - start
+
+    def train_dataloader(self):
+        loader = super().train_dataloader()
+        if self.trainer:  # (the steps of an epoch are known now)
+            check_val_interval(self.trainer, len(loader))
+        return loader
