@@ -8,7 +8,7 @@ Sections (all by default; `--only` picks some):
               phases of train.py's runs (summary.json); and once the anchor with one thread, as train.py pins it
   quality     seconds from process start to val/loss within 0.01 of the count model: the notebooks' recipe
               (benchmarks/recipe.py) against the default `python train.py`
-  sampling    names/s of sampling.sample + decode against the notebooks' one-name-at-a-time loop
+  sampling    names/s of core.sampling.sample_names against the notebooks' last cell (a one-hot matmul per character)
   scale       corpora of 1M, 10M and 100M characters drawn from a seeded Markov chain (the count model of
               names.txt): encoding MB/s, and a one-epoch `python train.py` run: epoch time and peak RSS
 Prints a table and writes it as JSON (--out). A benchmark, not a test: nothing here fails on a slow machine.
@@ -30,9 +30,9 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bigram_lightning.core.counts import count_logprobs  # noqa: E402
+from bigram_lightning.core.sampling import sample_names  # noqa: E402
 from bigram_lightning.core.vocab import Vocab  # noqa: E402
 from bigram_lightning.datafile import WordFileDataModule  # noqa: E402
-from bigram_lightning.tools.sample import decode, sample  # noqa: E402
 
 LOG_EVERY = 10  # train.py's setting
 NAMES = Path(os.environ.get("BIGRAM_NAMES_TXT", REPO.parent / "shared" / "data" / "names.txt"))
@@ -176,9 +176,9 @@ def endtoend(args) -> dict:
         train_s, out = wall([sys.executable, str(REPO / "train.py")])
         summary = json.loads((work / out.strip().splitlines()[-1].removeprefix("summary: ")).read_text())
         keys = ("val_loss", "val_count_nll", "phases", "global_step")
-        pairs.append({"anchor_s": anchor_s, "train_py_s": train_s, "ratio": train_s / anchor_s} | {
-            k: summary[k] for k in keys
-        })  # fmt: skip
+        pairs.append(
+            {"anchor_s": anchor_s, "train_py_s": train_s, "ratio": train_s / anchor_s} | {k: summary[k] for k in keys}
+        )
     ratios = sorted(p["ratio"] for p in pairs)
     # train.py pins one intra-op thread (unless OMP_NUM_THREADS says otherwise): the anchor that way too, once
     one_thread_s, _ = wall([sys.executable, str(ANCHOR), "data/names.txt", "0.01"], OMP_NUM_THREADS="1")
@@ -260,16 +260,15 @@ def sampling(args) -> dict:
                 break
         names += 1
     loop = names / (time.perf_counter() - start)
-    # the project: SampleNames' path, softmax(W) once, then every name at once
+    # the project: SampleNames' and bigram-sample's path, softmax(W) once, then the same one-at-a-time draws
     g = torch.Generator().manual_seed(2147483647)
-    decode(sample(W.softmax(1), 1000, g), vocab)  # warm-up
     start = time.perf_counter()
-    batched_names = decode(sample(W.softmax(1), args.num_samples, g), vocab)
-    batched = len(batched_names) / (time.perf_counter() - start)
+    project_names = sample_names(W.softmax(1), args.num_samples, g, vocab)
+    project = len(project_names) / (time.perf_counter() - start)
     return {
         "notebook_names_per_s": loop,
-        "batched_names_per_s": batched,
-        "ratio": batched / loop,
+        "project_names_per_s": project,
+        "ratio": project / loop,
         "num": args.num_samples,
     }
 
@@ -282,11 +281,23 @@ def markov_corpus(path: Path, chars: int, P: torch.Tensor, vocab: Vocab, seed: i
     with open(tmp, "w") as f:
         written = 0
         while written < chars:
-            text = "\n".join(n for n in decode(sample(P, 500_000, g, max_len=30), vocab) if n) + "\n"
+            text = "\n".join(n for n in markov_names(P, 500_000, g, vocab) if n) + "\n"
             text = text[: chars - written]
             f.write(text)
             written += len(text)
     os.replace(tmp, path)
+
+
+def markov_names(P: torch.Tensor, num: int, g: torch.Generator, vocab: Vocab, max_len: int = 30) -> list[str]:
+    """`num` names at once (fast, not the notebook's order of draws): each step draws every name's next character
+    with one batched torch.multinomial; a name that has ended keeps drawing boundaries."""
+    ix = torch.zeros(num, dtype=torch.long)
+    columns = []
+    for _ in range(max_len):
+        ix = torch.multinomial(P[ix], 1, replacement=True, generator=g).squeeze(1) * (ix != 0 if columns else 1)
+        columns.append(ix)
+    ids = torch.stack(columns, 1).tolist()
+    return [vocab.decode(row).split(".")[0] for row in ids]
 
 
 def scale(args) -> dict:
@@ -375,14 +386,15 @@ def table(results: dict) -> str:
             lines.append(
                 f"  pair {i + 1:<33}{r['anchor_s']:>10.2f}{r['train_py_s']:>10.2f}{r['ratio']:>8.2f}  {phases}"
             )
-        lines.append(f"  median ratio {e['median_ratio']:.2f} (target 0.8); val_loss - val_count_nll "
-                     f"{e['pairs'][-1]['val_loss'] - e['pairs'][-1]['val_count_nll']:.4f}")  # fmt: skip
+        lines.append(
+            f"  median ratio {e['median_ratio']:.2f} (target 0.8); val_loss - val_count_nll "
+            f"{e['pairs'][-1]['val_loss'] - e['pairs'][-1]['val_count_nll']:.4f}"
+        )
         lines.append(f"  the anchor with OMP_NUM_THREADS=1 (train.py's own setting): {e['anchor_one_thread_s']:.2f} s")
     if "quality" in results:
         q = results["quality"]
-        lines.append(
-            f"{'time to val/loss within 0.01 of count':40}{'steps':>10}{'start→hit s':>12}{'train→hit s':>12}{'exit s':>8}"
-        )
+        title = f"{'time to val/loss within 0.01 of count':40}{'steps':>10}"
+        lines.append(f"{title}{'start→hit s':>12}{'train→hit s':>12}{'exit s':>8}")
         for name, r in q.items():
             fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
             lines.append(
@@ -390,14 +402,13 @@ def table(results: dict) -> str:
                 f"{fmt(r['train_to_target_s']):>12}{fmt(r.get('start_to_exit_s')):>8}"
             )
         if q["train.py"]["train_to_target_s"]:
-            lines.append(
-                f"  train.py training phase / recipe's: {q['train.py']['train_to_target_s'] / q['recipe']['train_to_target_s']:.3f}"
-            )
+            ratio = q["train.py"]["train_to_target_s"] / q["recipe"]["train_to_target_s"]
+            lines.append(f"  train.py training phase / recipe's: {ratio:.3f}")
     if "sampling" in results:
         s = results["sampling"]
         lines.append(
-            f"sampling: notebook loop {s['notebook_names_per_s']:.0f} names/s, batched ({s['num']} names) "
-            f"{s['batched_names_per_s']:.0f} names/s = {s['ratio']:.0f}×"
+            f"sampling: notebook loop {s['notebook_names_per_s']:.0f} names/s, project ({s['num']} names) "
+            f"{s['project_names_per_s']:.0f} names/s = {s['ratio']:.1f}×"
         )
     if "scale" in results:
         lines.append(

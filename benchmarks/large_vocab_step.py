@@ -1,5 +1,6 @@
-"""Seconds per training step at a large vocabulary (a CJK word list: V = 3,001, batch 4096), the project's step
-against the dense one-hot matmul it equals, at the project's default thread count (1; OMP_NUM_THREADS overrides).
+"""Seconds per training step at a large vocabulary (a CJK word list: V = 3,001, batch 4096), the project's
+sparse one-hot step against the dense one-hot matmul it equals, at the project's default thread count (1;
+OMP_NUM_THREADS overrides).
 
     python benchmarks/large_vocab_step.py [--vocab 3001] [--batch 4096] [--steps 20]
 """
@@ -11,7 +12,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bigram_lightning.core.model import BigramLM, batch_nll
+from bigram_lightning.core.data import one_hot
+from bigram_lightning.core.model import BigramLM
 
 
 def seconds_per_step(step, W: torch.nn.Parameter, steps: int) -> float:
@@ -36,8 +38,9 @@ def main() -> None:
     V, B = args.vocab, args.batch
     model = BigramLM(vocab="." + "".join(chr(0x4E00 + i) for i in range(V - 1)))
     g = torch.Generator().manual_seed(0)
-    xs, ys = torch.randint(V, (B,), generator=g), torch.randint(V, (B,), generator=g)
-    ours = seconds_per_step(lambda: batch_nll(model.W, xs, ys)[0], model.W, args.steps)
+    xs = torch.randint(V, (B,), generator=g)
+    ys = torch.randint(V, (B,), generator=g)
+    ours = seconds_per_step(lambda: model._shared_step((one_hot(xs, V), ys), "val")["loss"], model.W, args.steps)
     W = torch.nn.Parameter(model.W.detach().clone())
     dense = seconds_per_step(lambda: F.cross_entropy(F.one_hot(xs, V).float() @ W, ys), W, args.steps)
     print(

@@ -150,10 +150,47 @@ def encode_file(path: Path, out: Path, max_word_len: int = MAX_WORD_LEN) -> dict
         for offset, block in blocks(path, max_word_len):
             f.write(lut[block_words(path, offset, block, max_word_len)].tobytes())
     return {
-        "format": FORMAT, "vocab": BOUNDARY + "".join(map(chr, chars)), "dtype": np.dtype(dtype).name,
-        "tokens": n_tokens, "words": n_words,
+        "format": FORMAT,
+        "vocab": BOUNDARY + "".join(map(chr, chars)),
+        "dtype": np.dtype(dtype).name,
+        "tokens": n_tokens,
+        "words": n_words,
         "max_word_len": max_word_len,  # no word is longer: the limit the file was checked against
-    }  # fmt: skip
+    }
+
+
+def check_regular_file(file: Path, noun: str, fix: str) -> None:
+    """A file that exists and is a regular file: a FIFO or a device would be read twice (hash, then encoding), or
+    never end."""
+    try:
+        if not file.exists():
+            raise UserError(f"{noun} {file} not found: {fix}")
+        if file.is_dir():
+            raise UserError(f"{noun} {file} is a directory: {fix}")
+        if not file.is_file():
+            raise UserError(f"{noun} {file} is not a regular file (a FIFO, a device, …): {fix}")
+    except OSError as e:  # a name too long, no permission, a directory on the way that may not be searched, …
+        raise unreadable(file, e) from None
+
+
+def word_list(file: Path, noun: str, fix: str) -> list[str]:
+    """The words of a small word file (bigram-score's), read as training reads them: UTF-8, the byte-order mark
+    dropped, lines stripped, blank lines dropped, NFC; refused when it is no regular file, not UTF-8 or binary."""
+    check_regular_file(file, noun, fix)
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise unreadable(file, e) from None
+    try:
+        text = data.removeprefix(BOM).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{noun} {file} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
+    if control := CONTROL.search(text):
+        at = len(text[: control.start()].encode())
+        raise UserError(
+            f"{noun} {file} looks binary (control character U+{ord(control.group()):04X} at byte {at}): {fix}"
+        )
+    return text_words(text)
 
 
 def cache_paths(cache_dir: str | Path, sha256: str) -> tuple[Path, Path]:
@@ -175,15 +212,10 @@ def load_corpus(path: str, cache_dir: str, max_word_len: int = MAX_WORD_LEN) -> 
     """The data file to train on (the default one fetched when missing), its SHA-256 and its cache entry, encoded
     unless an entry checked against this word-length limit (or a smaller one) exists."""
     file = fetch_default(Path(path)) if path == DEFAULT_PATH else Path(path)
-    fix = "pass --data.path to a UTF-8 text file with one word per line"
+    check_regular_file(file, "data file", "pass --data.path to a UTF-8 text file with one word per line")
     try:
-        if not file.exists():
-            raise UserError(f"data file {file} not found: {fix}")
-        if not file.is_file():  # a FIFO or a device would be read twice (hash, then encoding), or never end
-            kind = "a directory" if file.is_dir() else "not a regular file"
-            raise UserError(f"data path {file} is {kind}: {fix.replace('UTF-8 ', '')}")
         sha256 = sha256_file(file)
-    except OSError as e:  # a name too long, no permission, a directory on the way that may not be searched, …
+    except OSError as e:
         raise unreadable(file, e) from None
     info = read_meta(cache_dir, sha256)
     if info is None or info["max_word_len"] > max_word_len:

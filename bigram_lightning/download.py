@@ -33,8 +33,12 @@ def fetch_default(path: Path) -> Path:
     if path.exists():
         return path
     if fallback.exists() and (age := time.time() - fallback.stat().st_mtime) < RETRY_SECONDS:
-        print(f"note: training on the census names ({fallback}): names.txt could not be downloaded lately; the next "
-              f"try is in {(RETRY_SECONDS - age) / 60:.0f} min (delete {fallback} to try now), or put names.txt at {path}", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: training on the census names ({fallback}): names.txt could not be downloaded lately; the next "
+            f"try is in {(RETRY_SECONDS - age) / 60:.0f} min (delete {fallback} to try now), or put names.txt at "
+            f"{path}",
+            file=sys.stderr,
+        )
         return fallback
     try:
         with urllib.request.urlopen(MAKEMORE_URL, timeout=TIMEOUT) as response:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bigram_lightning.download import census_first_names
-from bigram_lightning.run.cli import main
+from bigram_lightning.run.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 # makemore's names.txt is never committed: the tests find it in $BIGRAM_NAMES_TXT, ../shared/data/ (CI) or data/

@@ -9,7 +9,8 @@ import yaml
 
 from bigram_lightning.core.counts import count_logprobs
 from bigram_lightning.datafile import WordFileDataModule
-from bigram_lightning.run.cli import CONFIGS, BigramCLI, main
+from bigram_lightning.run.cli import CONFIGS, BigramCLI
+from bigram_lightning.run.main import main
 from bigram_lightning.run.tracking import wandb_mode
 
 SUMMARY_KEYS = {
@@ -272,9 +273,14 @@ def test_print_config_shows_the_resolved_config(capsys):
 
 @pytest.mark.parametrize(
     "args, quiet, log_model",
-    [([], False, False), (["--quiet"], True, False), (["--quiet", "--no_quiet"], False, False),
-     (["--quiet", "--wandb.log_model"], True, True), (["--wandb.log_model", "--no_wandb.log_model"], False, False)],
-)  # fmt: skip
+    [
+        ([], False, False),
+        (["--quiet"], True, False),
+        (["--quiet", "--no_quiet"], False, False),
+        (["--quiet", "--wandb.log_model"], True, True),
+        (["--wandb.log_model", "--no_wandb.log_model"], False, False),
+    ],
+)
 def test_switches_and_their_no_forms_that_help_lists(capsys, args, quiet, log_model):
     """--quiet and --wandb.log_model switch on; --no_quiet and --no_wandb.log_model, which --help lists, off."""
     with pytest.raises(SystemExit):
@@ -466,8 +472,18 @@ def test_the_report_states_both_gaps_and_hints_at_the_fix(workdir, words_file, t
     assert summary["train_gap"] > 0.05 and f"on train {summary['train_gap']:.4f}" in out
     assert "hint: training is" in out and "--max_epochs" in out and "--data.mode counts" in out
     assert summary["val_gap"] == pytest.approx(summary["val_loss"] - summary["train_loss"])
-    code, out, err, summary = train("--data.path", "words.txt", "--data.mode", "counts", "--model.lr", "50",
-                                    "--model.lr_decay", "1", "--max_epochs", "3")  # fmt: skip
+    code, out, err, summary = train(
+        "--data.path",
+        "words.txt",
+        "--data.mode",
+        "counts",
+        "--model.lr",
+        "50",
+        "--model.lr_decay",
+        "1",
+        "--max_epochs",
+        "3",
+    )
     assert code == 0, err
     assert 0 <= summary["train_gap"] < 0.01 and "hint: training" not in out
 

@@ -50,12 +50,12 @@ def whitespace_only(wd, mp):
 
 def directory(wd, mp):
     (wd / "words").mkdir()
-    return ["--data.path", "words"], ["data path words is a directory", "--data.path"]
+    return ["--data.path", "words"], ["data file words is a directory", "--data.path"]
 
 
 def fifo(wd, mp):
     os.mkfifo(wd / "pipe")  # reading it would block forever: refused before it is opened
-    return ["--data.path", "pipe"], ["data path pipe is not a regular file", "--data.path"]
+    return ["--data.path", "pipe"], ["data file pipe is not a regular file", "--data.path"]
 
 
 def name_too_long(wd, mp):

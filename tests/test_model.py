@@ -152,8 +152,9 @@ def test_counts_mode_gives_the_full_batch_loss_and_gradient(names_txt):
     assert (grad_p - grad_c).abs().max().item() <= 1e-6
 
 
-@pytest.mark.parametrize("flag, value", [("lr", "0"), ("lr", "-1"), ("lr", "nan"), ("momentum", "1"), ("reg", "-1"),
-                                         ("lr_decay", "0")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag, value", [("lr", "0"), ("lr", "-1"), ("lr", "nan"), ("momentum", "1"), ("reg", "-1"), ("lr_decay", "0")]
+)
 def test_bad_hyperparameters_are_refused_by_the_parser(flag, value):
     with pytest.raises(UserError, match=f'"model.{flag}".* does not conform to restriction'):
         BigramCLI(args=[f"--model.{flag}", value])

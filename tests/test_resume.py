@@ -19,15 +19,25 @@ from bigram_lightning.core.batches import BatchIndexSampler
 from bigram_lightning.core.model import BigramLM
 from bigram_lightning.datafile import WordFileDataModule
 from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO
-from bigram_lightning.run.cli import main
 from bigram_lightning.run.errors import UserError
+from bigram_lightning.run.main import main
 from bigram_lightning.run.runs import find_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 128
 # all 4 epochs (early stopping has its own case): resumed with another --max_epochs, a run trains them all
-ARGS = ["--data.path", "words.txt", "--data.batch_size", str(BATCH), "--samples.num", "2", "--early_stopping", "false",
-        "--max_epochs", "4"]  # fmt: skip
+ARGS = [
+    "--data.path",
+    "words.txt",
+    "--data.batch_size",
+    str(BATCH),
+    "--samples.num",
+    "2",
+    "--early_stopping",
+    "false",
+    "--max_epochs",
+    "4",
+]
 EARLY = ["--early_stopping", "true", "--max_epochs", "12"]
 COUNTS = ["--data.mode", "counts", "--data.steps_per_epoch", "10", "--precision", "64-true"]
 
@@ -451,8 +461,15 @@ def test_a_signal_after_training_leaves_the_checkpoints_whole_and_says_how_to_fi
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(workdir), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, str(REPO / "train.py"), "--data.path", "words.txt", "--logger", "csv"]
-    proc = subprocess.Popen([*cmd, "--max_epochs", "2"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*cmd, "--max_epochs", "2"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         err = []
         for line in proc.stderr:  # Lightning's line as the test phase loads best.ckpt
@@ -472,8 +489,15 @@ def test_a_signal_after_training_leaves_the_checkpoints_whole_and_says_how_to_fi
         "resume with python train.py --ckpt_path last"
     )
     assert not (the_run("runs") / "summary.json").exists() and not list(workdir.rglob("*.tmp"))
-    done = subprocess.run([*cmd, "--ckpt_path", "last"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [*cmd, "--ckpt_path", "last"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and (the_run("runs") / "summary.json").is_file(), done.stderr[-3000:]
     assert ckpt(the_run("runs"))["global_step"] == step  # finished, not trained further
 
@@ -514,8 +538,15 @@ def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equa
     env.update(HOME=str(workdir), PYTHONPATH=str(workdir))
     cmd = [sys.executable, str(REPO / "train.py")]
     args = [*ARGS, "--logger", "csv", "--quiet", "--trainer.callbacks+=slow.Slow"]
-    proc = subprocess.Popen(cmd + args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd + args,
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(workdir.glob("runs/*/checkpoints/last.ckpt")):  # epoch 0 is over
@@ -533,8 +564,15 @@ def test_a_signal_saves_the_step_says_how_to_resume_and_resume_ends_bitwise_equa
     step = ckpt(the_run("runs"))["global_step"]
     assert line.startswith("interrupted at step ") and line.endswith(": resume with python train.py --ckpt_path last")
     assert f"holds step {step}" in line and S < step < 2 * S, line
-    done = subprocess.run(cmd + ["--ckpt_path", "last"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        cmd + ["--ckpt_path", "last"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert torch.equal(ckpt(the_run("runs"))["state_dict"]["W"], reference["pairs"][0]["state_dict"]["W"])
 

@@ -145,7 +145,7 @@ def test_ctrl_c_while_starting_leaves_no_run_and_no_traceback(tmp_path):
 
 def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
     """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
-    from bigram_lightning.run.cli import main
+    from bigram_lightning.run.main import main
 
     monkeypatch.setenv("COLUMNS", "100")
     proc = train_py(tmp_path, "--help", env={"COLUMNS": "100"})
@@ -228,7 +228,7 @@ DDP_ARGS = [
 
 def one_process_W(tmp_path: Path, batch_size: int) -> torch.Tensor:
     """W after the same run in one process (in this one), with the two devices' batches as one."""
-    from bigram_lightning.run.cli import main
+    from bigram_lightning.run.main import main
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -336,8 +336,12 @@ def test_a_built_wheel_trains_from_any_directory(tmp_path):
     subprocess.run(build, cwd=tmp_path, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", "env"], cwd=tmp_path, check=True)
     bin_dir = tmp_path / "env" / ("Scripts" if os.name == "nt" else "bin")
-    site = subprocess.run([bin_dir / "python", "-c", "import site; print(site.getsitepackages()[0])"], text=True,
-                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    site = subprocess.run(
+        [bin_dir / "python", "-c", "import site; print(site.getsitepackages()[0])"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
     deps = [p for p in sys.path if p.endswith("site-packages")]
     Path(site, "deps.pth").write_text("\n".join(deps) + "\n")
     wheel = next((tmp_path / "dist").glob("bigram_lightning-*.whl"))
@@ -349,8 +353,9 @@ def test_a_built_wheel_trains_from_any_directory(tmp_path):
     (elsewhere / "words.txt").write_text("\n".join(["emma", "olivia", "ava", "isabella", "sophia"] * 40) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"HOME": str(elsewhere)}
     args = ["--config", "smoke", "--data.path", "words.txt", "--max_epochs", "1", "--quiet"]
-    proc = subprocess.run([bin_dir / "bigram-train", *args], cwd=elsewhere, env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [bin_dir / "bigram-train", *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc, elsewhere)
     assert summary["epochs"] == 1 and Path(summary["last_ckpt"]).is_file()

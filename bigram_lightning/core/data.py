@@ -70,7 +70,9 @@ class BigramDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.streams:
             return
-        self.streams = split_streams(self.read_tokens(), self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed)
+        self.streams = split_streams(
+            self.read_tokens(), self.hparams.val_frac, self.hparams.test_frac, self.hparams.seed
+        )
         V = len(self.vocab)
         self.counts = {split: bigram_counts(x[:-1], x[1:], V) for split, x in self.streams.items()}
 

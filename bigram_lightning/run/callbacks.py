@@ -95,8 +95,8 @@ class StopOnDivergence(L.Callback):
             saved = f"the last good checkpoint, {last}, is intact" if last.is_file() else "no checkpoint was saved"
             raise Diverged(
                 f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): {what} is "
-                f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or --model.lr_decay "
-                f"({saved})"
+                f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or "
+                f"--model.lr_decay ({saved})"
             )
 
 
@@ -125,8 +125,10 @@ class StopWhenFlat(EarlyStopping):
         epochs = trainer.max_epochs  # (-1: no limit)
         cut = self.active and self.stopped_epoch > 0 and not 0 <= epochs <= self.stopped_epoch + 1  # (not at the last)
         if cut and trainer.is_global_zero:  # (the progress bar has closed: print)
-            print(f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than {abs(self.min_delta):g} "
-                  f"(--early_stopping false trains {f'all {epochs} epochs' if epochs > 0 else 'on'})")  # fmt: skip
+            print(
+                f"early stopping: epoch {self.stopped_epoch} improved val NLL by less than {abs(self.min_delta):g} "
+                f"(--early_stopping false trains {f'all {epochs} epochs' if epochs > 0 else 'on'})"
+            )
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"max_epochs": self.max_epochs, "active": self.active}
@@ -161,8 +163,11 @@ class LossHistory(L.Callback):
         self.record(trainer, pl_module, trainer.current_epoch + 1)
         if self.verbose and trainer.is_global_zero:
             r = self.history[-1]
-            print(f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
-                  f"model {r['val_count_nll']:.4f})", flush=True)  # fmt: skip
+            print(
+                f"epoch {trainer.current_epoch}: train NLL {r['train_nll']:.4f}, val NLL {r['val_nll']:.4f} (count "
+                f"model {r['val_count_nll']:.4f})",
+                flush=True,
+            )
         if isinstance(trainer.logger, WandbLogger):
             epochs, net, count = ([r[k] for r in self.history] for k in ("epoch", "val_nll", "val_count_nll"))
             keys = ["val/loss (net)", "val/count_nll (count model, +1)"]

@@ -1,11 +1,9 @@
-"""`python train.py`: the command line (LightningCLI: every flag typed and documented), then train, test, report."""
+"""`python train.py`'s command line: LightningCLI, every flag typed and documented, and the run it sets up."""
 
 import difflib
 import logging
-import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -14,7 +12,6 @@ from typing import Literal, Optional, Union
 import wandb.apis.public
 
 # isort: split
-import torch
 from jsonargparse import ActionYesNo
 from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -27,9 +24,8 @@ from bigram_lightning.datafile import WordFileDataModule
 from bigram_lightning.run import callbacks as cb
 from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.run.checkpoints import check_resume, read_checkpoint
-from bigram_lightning.run.errors import Stopped, UserError, check_trainer, quiet_startup
-from bigram_lightning.run.report import cannot_write, interrupted, report, signals_noted, stop_signal
-from bigram_lightning.run.runs import RUN_DIR_ENV, open_run, resume_target, run_dir_for
+from bigram_lightning.run.errors import UserError, check_trainer
+from bigram_lightning.run.runs import open_run, resume_target, run_dir_for
 from bigram_lightning.run.tracking import Tag, WandbRun, wandb_logger
 
 # the shipped configs: package data in an installed wheel, the top-level configs/ in a checkout
@@ -48,7 +44,7 @@ FLAGS = {
     "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online with a key and a server"),
     "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
     "wandb.tags": (list[Tag], [], "W&B tags of 1 to 64 characters, as in --wandb.tags '[a, b]'"),
-}  # fmt: skip
+}
 SHORTCUTS = {
     "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
     "devices": (Union[int, str, list[int]], "auto", "how many devices (or which) to train on"),
@@ -63,6 +59,9 @@ SWITCHES = {
 }
 
 
+USAGE = "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]"
+
+
 class BigramArgumentParser(LightningArgumentParser):
     def error(self, message: str, ex: Optional[Exception] = None):  # one line, as every mistake: no usage text
         raise UserError(f"{' '.join(message.split())}: see python train.py --help")
@@ -73,18 +72,23 @@ class BigramCLI(LightningCLI):
         self.restart: Optional[Path] = None  # a run stopped before its first checkpoint, trained again
         try:
             super().__init__(
-                BigramLM, WordFileDataModule, parser_class=BigramArgumentParser, args=args, run=False,
+                BigramLM,
+                WordFileDataModule,
+                parser_class=BigramArgumentParser,
+                args=args,
+                run=False,
                 save_config_callback=None,  # config.yaml is written into the run directory as soon as it exists
-                seed_everything_default=False,  # never seed the global RNGs: every draw has a generator seeded by --seed
+                # never seed the global RNGs: every draw has a generator seeded by --seed
+                seed_everything_default=False,
                 auto_configure_optimizers=False,
                 trainer_defaults={"use_distributed_sampler": False, "num_sanity_val_steps": 0, "log_every_n_steps": 10},
                 parser_kwargs={
                     "default_config_files": [str(CONFIGS / "default.yaml")],
                     "description": "Train makemore's bigram neural net on a word list, then test it.",
                     "allow_abbrev": False,  # --max_epoch is a typo, not --max_epochs
-                    "usage": "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]",
+                    "usage": USAGE,
                 },
-            )  # fmt: skip
+            )
         except BaseException:  # a mistake, a signal while the run is set up (W&B, the Trainer): none of it is left
             self.discard_run()
             raise
@@ -140,8 +144,11 @@ class BigramCLI(LightningCLI):
                 parser.default_config_files = [*parser.default_config_files, str(run / "config.yaml")]
                 super().parse_arguments(parser, args)
             if path is None:
-                print(f"note: {run} was stopped before its first checkpoint: training it again from the start, with "
-                      "its config.yaml and W&B id", file=sys.stderr)  # fmt: skip
+                print(
+                    f"note: {run} was stopped before its first checkpoint: training it again from the start, with "
+                    "its config.yaml and W&B id",
+                    file=sys.stderr,
+                )
                 self.restart = run
             self.config.ckpt_path = None if path is None else str(path)
 
@@ -149,9 +156,9 @@ class BigramCLI(LightningCLI):
         check_trainer(self.config.trainer)
         # a checkpoint to resume is vetted before the data is read: a damaged one is named with a good one beside it
         self.ckpt = read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path") if self.config.ckpt_path else {}
-        self.run_dir, self.new_run = (self.restart, False) if self.restart else run_dir_for(
-            self.config.runs_dir, self.config.ckpt_path
-        )  # fmt: skip
+        self.run_dir, self.new_run = (
+            (self.restart, False) if self.restart else run_dir_for(self.config.runs_dir, self.config.ckpt_path)
+        )
         self.config.trainer.default_root_dir = str(self.run_dir)
         # stdout that is not a terminal (a log file, CI): no live bar redrawn with carriage returns, a line an epoch
         self.epoch_lines = not sys.stdout.isatty() and self.config.trainer.enable_progress_bar is None
@@ -168,8 +175,16 @@ class BigramCLI(LightningCLI):
         losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
         # best.ckpt's callback, kept by name: a ModelCheckpoint the user adds comes first in trainer.checkpoint_callback
         self.best, last = checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)
-        callbacks = [*(trainer.callbacks or []), WandbRun(info["wandb_id"], self.config.as_dict()), cb.CountBaseline(),
-                     cb.StopOnDivergence(), losses, cb.PhaseClock(), self.best, last]  # fmt: skip
+        callbacks = [
+            *(trainer.callbacks or []),
+            WandbRun(info["wandb_id"], self.config.as_dict()),
+            cb.CountBaseline(),
+            cb.StopOnDivergence(),
+            losses,
+            cb.PhaseClock(),
+            self.best,
+            last,
+        ]
         bar = trainer.enable_progress_bar is not False and not self.epoch_lines
         callbacks += [cb.ProgressBar()] if bar else []
         callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
@@ -190,50 +205,3 @@ class BigramCLI(LightningCLI):
             wandb.run.finish(exit_code=exit_code)
         if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-def run() -> None:
-    """`python train.py` and `bigram-train`: main's exit code, through the interpreter's normal exit."""
-    sys.exit(main())
-
-
-def main(args: Optional[list[str]] = None) -> int:
-    start, cli = time.perf_counter(), None
-    quiet_startup()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
-    saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
-    level = logging.getLogger("lightning.pytorch").level
-    try:
-        cli = BigramCLI(args)
-        trainer, model, dm = cli.trainer, cli.model, cli.datamodule
-        os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
-        trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
-        best = cli.best.best_model_path or None  # None: fit never validated; the final W is tested
-        with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
-            if not trainer.received_sigterm:
-                tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
-        return report(cli, tested[0], start) if trainer.is_global_zero else 0
-    except (Stopped, KeyboardInterrupt, SystemExit, BrokenPipeError) as e:
-        signum = stop_signal(cli, e)
-        if signum is None:  # --help, --print_config
-            raise
-        if getattr(cli, "trainer", None) is not None:  # (while starting, the run's set-up is undone already)
-            cli.discard_run(128 + signum, keep=True)
-        print(interrupted(cli), file=sys.stderr)
-        return 128 + signum
-    except (UserError, MisconfigurationException, OSError) as e:
-        line = cannot_write(cli, e) if isinstance(e, OSError) else f"error: {str(e).splitlines()[0]}"
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        if cli is not None:
-            cli.discard_run(keep=isinstance(e, OSError))
-        return 2
-    finally:
-        logging.getLogger("lightning.pytorch").setLevel(level)
-        for var, value in saved.items():  # the variables a run sets for itself and the processes it starts
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value

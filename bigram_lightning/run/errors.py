@@ -78,6 +78,12 @@ def reader_gone() -> None:
 
 def check_trainer(trainer) -> None:
     """The Trainer's settings, before the data is read; Lightning's own messages name neither the flag nor the fix."""
+    check_loops(trainer)
+    check_devices(trainer)
+
+
+def check_loops(trainer) -> None:
+    """How long the run trains, validates and tests, and the Trainer flags that would replace the project's own."""
     if trainer.limit_val_batches == 0:  # (Lightning's fails at the test: no best.ckpt)
         raise UserError(
             f"--trainer.limit_val_batches {trainer.limit_val_batches:g} turns validation off, but best.ckpt, early "
@@ -101,7 +107,11 @@ def check_trainer(trainer) -> None:
     for flag in ("accumulate_grad_batches", "check_val_every_n_epoch"):  # (Lightning's: a ZeroDivisionError)
         if trainer[flag] is not None and trainer[flag] < 1:
             raise UserError(f"--trainer.{flag} {trainer[flag]}: pass 1 or more")
-    accelerator, devices = trainer.accelerator, trainer.devices
+
+
+def check_devices(trainer) -> None:
+    accelerator = trainer.accelerator
+    devices = trainer.devices
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
         raise UserError(
@@ -132,8 +142,14 @@ def check_val_interval(trainer, steps: int) -> None:
 # IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
 # small word lists have fewer steps per epoch than the logging interval; an epoch without validation
 # (--trainer.check_val_every_n_epoch) has no val/loss for best.ckpt, which waits for the next validation
-IGNORED = ("does not have many workers", "args parameter is intended", "exists and is not empty", "LeafSpec",
-           "smaller than the logging interval", "could not find the monitored key")  # fmt: skip
+IGNORED = (
+    "does not have many workers",
+    "args parameter is intended",
+    "exists and is not empty",
+    "LeafSpec",
+    "smaller than the logging interval",
+    "could not find the monitored key",
+)
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:

@@ -62,7 +62,8 @@ def report(cli, tested: dict, start: float) -> int:
             if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
                 # every segment of the run (one per start, the same id), in order: half of them would upload half
                 segments = sorted(Path(summary["wandb_dir"]).parent.glob(f"offline-run-*-{run.id}"))
-                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: wandb sync {shlex.join(map(str, segments))}"
+                upload = f"wandb sync {shlex.join(map(str, segments))}"
+                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: {upload}"
             else:
                 wandb_line = f"W&B: {run.url}"
         finish = time.perf_counter()
@@ -75,18 +76,21 @@ def report(cli, tested: dict, start: float) -> int:
     print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
     for s in ("train", "val", "test"):
         print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
-    print(
-        f"gaps: net - count model (unsmoothed) on train {summary['train_gap']:.4f}, val - train {summary['val_gap']:.4f}"
-    )
+    train_gap = f"net - count model (unsmoothed) on train {summary['train_gap']:.4f}"
+    print(f"gaps: {train_gap}, val - train {summary['val_gap']:.4f}")
     reg = cli.model.hparams.reg  # (smoothing keeps the net from the count model on purpose)
     if summary["train_gap"] > 0.05 and reg == 0:
-        print(f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
-              "--early_stopping false), raise --model.lr, or use --data.mode counts")  # fmt: skip
+        print(
+            f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
+            "--early_stopping false), raise --model.lr, or use --data.mode counts"
+        )
     if summary["val_gap"] > 0.1:
         # the term is a mean over V² weights: the same pull per weight as the notebooks' 0.01 at V = 27
         suggested = 0.01 * (len(dm.vocab) / 27) ** 2
-        print(f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
-              f"--model.reg (e.g. {max(suggested, 2 * reg):.3g})")  # fmt: skip
+        print(
+            f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
+            f"--model.reg (e.g. {max(suggested, 2 * reg):.3g})"
+        )
     best_line = summary["best_ckpt"] or "none (training ended before its first validation: the final W was tested)"
     last_line = summary["last_ckpt"] or "none (training ended before its first step)"
     print(f"best checkpoint: {best_line}\nlast checkpoint: {last_line}\n{wandb_line}")

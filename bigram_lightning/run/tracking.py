@@ -58,10 +58,14 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
     if rank_zero_only.rank != 0:  # the other processes never log: Lightning gives them a dummy experiment
         return WandbLogger(project=cfg.project, id=wandb_id, mode=mode)
     init = dict(
-        project=cfg.project, name=cfg.name or run_dir.name, tags=list(cfg.tags), id=wandb_id,
+        project=cfg.project,
+        name=cfg.name or run_dir.name,
+        tags=list(cfg.tags),
+        id=wandb_id,
         # absolute: W&B's service process outlives a run and resolves relative paths against its own cwd
-        dir=str(run_dir.resolve()), settings=wandb.Settings(silent=quiet, init_timeout=INIT_SECONDS),
-    )  # fmt: skip
+        dir=str(run_dir.resolve()),
+        settings=wandb.Settings(silent=quiet, init_timeout=INIT_SECONDS),
+    )
     if wandb.run is not None:  # a run this process left open (main called again after a crash, in a notebook)
         wandb.run.finish()
     run = None
@@ -99,10 +103,12 @@ class WandbRun(L.Callback):
         dm = trainer.datamodule
         if trainer.is_global_zero and isinstance(trainer.logger, WandbLogger):  # (the CLI gives a run one logger)
             data = {
-                "file": dm.hparams.data_file, "sha256": dm.hparams.data_sha256, "vocab": dm.vocab.itos,
+                "file": dm.hparams.data_file,
+                "sha256": dm.hparams.data_sha256,
+                "vocab": dm.vocab.itos,
                 "words": {s: int((dm.streams[s] == 0).sum()) - 1 for s in dm.streams},
                 "pairs": {s: dm.num_pairs(s) for s in dm.streams},
-            }  # fmt: skip
+            }
             config = json.loads(json.dumps(self.config, default=str))  # config file paths become strings
             trainer.logger.experiment.config.update({"config": config, "data": data}, allow_val_change=True)
 
