@@ -146,3 +146,20 @@ def wandb_runs(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(wandb, "init", spy_init)
     return runs
+
+
+def assert_loads_without_a_trainer(path) -> None:
+    """`BigramLM.load_from_checkpoint(path)`, as any Lightning user loads a model, with no Trainer: the checkpoint's W
+    and vocabulary, and a working forward (the identity's one-hot rows give W back)."""
+    import torch
+    import torch.nn.functional as F
+
+    from bigram_lightning import BigramLM
+
+    model = BigramLM.load_from_checkpoint(path)
+    raw = torch.load(path, weights_only=True)
+    assert torch.equal(model.W.detach(), raw["state_dict"]["W"])
+    assert model.hparams.vocab == raw["hyper_parameters"]["vocab"]
+    V = len(model.hparams.vocab)
+    xenc = F.one_hot(torch.arange(V), V).to(model.W.dtype)
+    assert torch.equal(model(xenc), model.W)

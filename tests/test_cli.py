@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import assert_loads_without_a_trainer
 
 from bigram_lightning.core.counts import count_logprobs
 from bigram_lightning.datafile import WordFileDataModule
@@ -175,6 +176,8 @@ def test_resume_last_continues_the_same_run(workdir, words_file, train):
     # the resumed run keeps its own settings (lr 5, the data file) unless told otherwise
     ckpt = torch.load(second["last_ckpt"], weights_only=True)
     assert ckpt["hyper_parameters"]["lr"] == 5
+    for path in (second["best_ckpt"], second["last_ckpt"]):  # a resumed run's checkpoints load the Lightning way
+        assert_loads_without_a_trainer(path)
 
 
 @pytest.mark.slow
@@ -369,6 +372,8 @@ def test_precisions_and_modes_train(workdir, words_file, train, precision, mode)
     )
     assert code == 0, err
     assert summary["val_loss"] < 3.0  # from ~3.8 at the random init
+    for path in (summary["best_ckpt"], summary["last_ckpt"]):
+        assert_loads_without_a_trainer(path)
 
 
 @pytest.mark.slow

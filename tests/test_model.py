@@ -158,3 +158,37 @@ def test_counts_mode_gives_the_full_batch_loss_and_gradient(names_txt):
 def test_bad_hyperparameters_are_refused_by_the_parser(flag, value):
     with pytest.raises(UserError, match=f'"model.{flag}".* does not conform to restriction'):
         BigramCLI(args=[f"--model.{flag}", value])
+
+
+class RecordBatches(L.Callback):
+    def __init__(self):
+        self.train = []
+        self.val = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.train.append(batch)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.val.append(batch)
+
+
+@pytest.mark.parametrize("mode", ["pairs", "counts"])
+def test_a_callback_sees_one_hot_batches(workdir, words_file, mode):
+    """What the model is given, as any callback sees it: (xenc, ys, …) with xenc the float one-hot rows of the
+    characters; in counts mode (and for val) the identity's V rows with each character's counts as targets."""
+    dm = WordFileDataModule(path=str(words_file), batch_size=256, mode=mode, steps_per_epoch=3)
+    model = BigramLM(vocab=dm.vocab.itos)
+    recorder = RecordBatches()
+    tiny_trainer(max_epochs=1, callbacks=[recorder], limit_train_batches=3).fit(model, datamodule=dm)
+    V = len(dm.vocab)
+    xenc, ys, *rest = recorder.train[0]
+    assert xenc.dtype == torch.float32 and xenc.shape == (len(ys), V)
+    assert torch.equal(xenc.sum(1), torch.ones(len(ys)))  # one 1 a row
+    if mode == "pairs":
+        assert xenc.shape[0] == 256 and ys.dtype == torch.long and rest == [256]
+        xs = xenc.argmax(1)
+        assert (dm.counts["train"][xs, ys] > 0).all()  # each row and its target: a bigram of the training split
+    else:
+        assert torch.equal(xenc, torch.eye(V)) and torch.equal(ys, dm.counts["train"].float())
+    xenc, ys = recorder.val[0]
+    assert torch.equal(xenc, torch.eye(V)) and torch.equal(ys, dm.counts["val"].float())

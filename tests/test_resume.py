@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_loads_without_a_trainer
 
 from bigram_lightning.core.batches import BatchIndexSampler
 from bigram_lightning.core.model import BigramLM
@@ -355,6 +356,8 @@ def test_ddp_resume_mid_epoch_is_exact(workdir, words_file):
     rows = metrics(run / "metrics.csv")
     assert rows == [r for r in metrics(Path(ref["run_dir"]) / "metrics.csv") if int(r["step"]) >= stop]
     assert any("train/loss_epoch" in r for r in rows)
+    for path in (run / "checkpoints" / "best.ckpt", run / "checkpoints" / "last.ckpt"):  # 2 devices, resumed
+        assert_loads_without_a_trainer(path)
 
 
 SLOW = '''
