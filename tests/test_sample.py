@@ -1,5 +1,6 @@
 """bigram-sample, in-process: names from a checkpoint, the options, and one-line errors."""
 
+import ast
 import json
 import math
 import subprocess
@@ -154,3 +155,16 @@ def test_a_run_directory_names_its_last_checkpoint(in_trained, tool):
         for ckpt in ("last", str(run), str(run / "checkpoints" / "last.ckpt"))
     ]
     assert outs[0] == outs[1] == outs[2] and len(outs[0].splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_the_readmes_python_example_loads_a_model_and_samples(in_trained):
+    """The README's lines, run as a plain script (no Trainer) on a checkpoint of the trained bench."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("<!-- python-example -->\n```python\n")[1].split("```\n<!-- /python-example -->")[0]
+    best = next(in_trained.glob("runs/*/checkpoints/best.ckpt"))
+    code = code.replace("runs/20261206-041658/checkpoints/best.ckpt", str(best))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = ast.literal_eval(proc.stdout)  # the printed list of five names
+    assert len(names) == 5 and all(isinstance(n, str) and "." not in n for n in names)
