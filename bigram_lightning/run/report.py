@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from bigram_lightning.run import INTERRUPTED_WHILE_STARTING
 from bigram_lightning.run.callbacks import DrawPictures, PhaseClock
 from bigram_lightning.run.errors import NO_ROOM, Stopped, reader_gone
 from bigram_lightning.run.files import write_atomic
@@ -141,7 +142,7 @@ def saved(cli) -> str:
 def interrupted(cli) -> str:
     """One line: where the run stopped, what is saved, and how to go on."""
     if getattr(cli, "trainer", None) is None:
-        return "interrupted while starting: nothing was trained"
+        return INTERRUPTED_WHILE_STARTING
     runs = f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else ""
     step, epoch = cli.trainer.global_step, cli.trainer.current_epoch
     return (
