@@ -137,7 +137,8 @@ def wandb_runs(monkeypatch) -> list[dict]:
             return log(row, *a, **k)
 
         def spy_finish(*a, **k):
-            seen.update(config=dict(run.config), summary=set(run.summary.keys()))
+            keys = set(run.summary.keys())
+            seen.update(config=dict(run.config), summary=keys, summary_values={k: run.summary[k] for k in keys})
             return finish(*a, **k)
 
         run.log, run.finish = spy_log, spy_finish

@@ -44,18 +44,23 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 3 and summary["global_step"] > 0
-    # where the time went: every phase, in seconds (start-up from the process's start, here pytest's)
+    # where the time went: disjoint phases that add up to the seconds (main called in-process: from its start)
     phases = summary["phases"]
-    assert list(phases) == ["startup", "data", "train", "val_test", "pictures", "logger_finish"]
+    assert list(phases) == ["imports", "startup", "data", "train", "pictures", "test", "finish"]
     assert all(isinstance(v, float) and v >= 0 for v in phases.values()) and phases["train"] > 0
-    assert phases["pictures"] > 0 and phases["val_test"] > 0 and phases["data"] < phases["startup"]
+    assert phases["pictures"] > 0 and phases["test"] > 0 and phases["data"] > 0 and phases["imports"] == 0
+    assert abs(sum(phases.values()) - summary["seconds"]) <= max(0.03 * summary["seconds"], 0.1)
     # last.ckpt is the end of the run, whether or not the last epoch improved val/loss
     assert torch.load(summary["last_ckpt"], weights_only=True)["global_step"] == summary["global_step"]
     (run,) = [p.relative_to(workdir) for p in run_dirs(workdir)]
     assert lines[-1] == f"summary: {run / 'summary.json'}"
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
-    assert Path(summary["last_ckpt"]) == run / "checkpoints" / "last.ckpt" and Path(summary["best_ckpt"]).is_file()
-    assert summary["data_path"] == "words.txt" and len(summary["data_sha256"]) == 64
+    # every path absolute, so that it resolves from any directory; the printed ones below the current one relative
+    assert Path(summary["last_ckpt"]) == workdir / run / "checkpoints" / "last.ckpt"
+    assert Path(summary["best_ckpt"]).is_file() and Path(summary["best_ckpt"]).is_absolute()
+    assert summary["run_dir"] == str(workdir / run) and summary["pictures"][0] == str(workdir / run / "bigram_grid.png")
+    assert summary["data_path"] == str(workdir / "words.txt") and len(summary["data_sha256"]) == 64
+    assert f"best checkpoint: {run / 'checkpoints' / 'best.ckpt'}\n" in out
     # the printed table is the summary's numbers
     assert f"val NLL   {summary['val_loss']:>8.4f}{summary['val_count_nll']:>18.4f}" in out
 
@@ -194,11 +199,15 @@ def test_wandb_offline_run_and_resume_keep_one_id(workdir, words_file, train, wa
     assert code == 0, err
     run = Path(first["run_dir"])
     assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 1
-    assert f"wandb sync {first['wandb_dir']}" in out
+    assert f"wandb sync {Path(first['wandb_dir']).relative_to(workdir)}\n" in out
     _, out, _, second = train("--ckpt_path", "last", "--max_epochs", "2", "--logger", "wandb")
     assert second["wandb_id"] == first["wandb_id"]
-    assert len(list(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb"))) == 2
-    assert f"wandb sync {first['wandb_dir']} {second['wandb_dir']}\n" in out  # both segments, in order
+    segments = [Path(first["wandb_dir"]), Path(second["wandb_dir"])]
+    assert sorted(run.glob(f"wandb/offline-run-*/run-{first['wandb_id']}.wandb")) == sorted(
+        segment / f"run-{first['wandb_id']}.wandb" for segment in segments
+    )
+    # both segments, in order, whatever suffix W&B gave the second (-1 when it began in the first's second)
+    assert f"wandb sync {' '.join(str(s.relative_to(workdir)) for s in segments)}\n" in out
     # both segments logged under the one id, each its own epochs (W&B writes the files in the background)
     assert [r["init"]["id"] for r in wandb_runs] == [first["wandb_id"]] * 2
     first, second = ({row["epoch"] for row in r["rows"] if "epoch" in row} for r in wandb_runs)
@@ -413,11 +422,16 @@ def test_wandb_run_tells_the_story(workdir, words_file, train, wandb_runs):
         "train/loss_epoch",
     }
     assert names <= logged, names - logged
-    assert {"val/loss", "test/loss", "val/count_nll"} <= run["summary"], run["summary"]  # W&B's run summary
+    assert {"val/loss", "test/loss", "val/count_nll", "val/best_loss"} <= run["summary"], run["summary"]
+    # W&B's run summary as its table shows it: the last val/loss a plain number, best.ckpt's under its own key
+    values = run["summary_values"]
+    last_val = [row["val/loss"] for row in run["rows"] if "val/loss" in row][-1]
+    assert isinstance(values["val/loss"], float) and values["val/loss"] == pytest.approx(last_val)
+    assert values["val/best_loss"] == pytest.approx(summary["val_loss"])
     media = Path(summary["wandb_dir"]) / "files" / "media"
     assert len(list(media.glob("images/pictures/*.png"))) == 2
     assert summary["pictures"] == [f"{summary['run_dir']}/bigram_grid.png", f"{summary['run_dir']}/loss_curve.png"]
-    assert f"pictures: {' '.join(summary['pictures'])}" in out
+    assert f"pictures: {' '.join(str(Path(p).relative_to(workdir)) for p in summary['pictures'])}" in out
 
 
 def test_quiet_prints_no_samples_and_no_bar(workdir, words_file, train):
@@ -536,3 +550,28 @@ def test_the_printed_wandb_sync_command_survives_spaces_in_paths(workdir, words_
     line = next(line for line in out.splitlines() if "wandb sync" in line)
     command = shlex.split(line.split("upload it with: ")[1])
     assert command[:2] == ["wandb", "sync"] and len(command) == 3 and Path(command[2]).is_dir(), line
+
+
+def test_the_sync_command_names_every_offline_segment_in_order(tmp_path):
+    """W&B names a segment offline-run-<time>-<id>, and offline-run-<time>-<id>-<n> when another of the run began in
+    the same second: every one is uploaded, in the order they ran (the pattern *-<id> missed the suffixed ones)."""
+    from bigram_lightning.run.report import offline_segments
+
+    names = [
+        "offline-run-20261206_101010-ab12cd34",
+        "offline-run-20261206_101010-ab12cd34-1",
+        "offline-run-20261206_101010-ab12cd34-2",
+        "offline-run-20261206_101010-ab12cd34-10",
+        "offline-run-20261206_101011-ab12cd34",
+        "offline-run-20261206_101010-ffff0000",  # another run's
+    ]
+    for name in reversed(names):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"run-{name.split('-')[3]}.wandb").write_bytes(b"")
+    assert [p.name for p in offline_segments(tmp_path, "ab12cd34")] == [
+        names[0],
+        names[1],
+        names[2],
+        names[3],
+        names[4],
+    ]

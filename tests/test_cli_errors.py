@@ -123,7 +123,7 @@ def trained_here(workdir, words_file, train) -> Path:
     """One epoch trained in this test's own directory: runs/<time>/checkpoints/{best,last}.ckpt."""
     code, _, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--samples.num", "0")
     assert code == 0, err
-    return Path(summary["last_ckpt"])
+    return Path(summary["last_ckpt"]).relative_to(workdir)  # (as the error lines show it, below the cwd)
 
 
 def payload_checkpoint(path: Path, marker: Path) -> None:

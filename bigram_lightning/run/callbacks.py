@@ -1,12 +1,10 @@
-"""Around the training step: samples, the count model's NLL, the divergence and early stops, the losses, pictures,
-timing and the progress bar."""
+"""Around the training step: samples, the count model's NLL, the divergence and early stops, the losses, the
+pictures and the progress bar."""
 
 import math
-import time
 from pathlib import Path
 
 import lightning as L
-import psutil
 import torch
 import wandb
 from jsonargparse.typing import NonNegativeInt, PositiveInt
@@ -186,12 +184,12 @@ class DrawPictures(L.Callback):
     """When training ends: the bigram grid and the loss curve, drawn into the run directory and logged to W&B."""
 
     def __init__(self, losses: LossHistory) -> None:
-        self.losses, self.paths, self.seconds = losses, [], 0.0
+        self.losses = losses
+        self.paths = []
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        start = time.perf_counter()
         from bigram_lightning.tools.plot import draw_pictures  # PIL and matplotlib: imported where they draw
 
         run_dir, dm = Path(trainer.default_root_dir), trainer.datamodule
@@ -210,30 +208,6 @@ class DrawPictures(L.Callback):
                 f"false; the checkpoints are whole: {run_dir / 'checkpoints' / 'last.ckpt'} holds step "
                 f"{trainer.global_step}, and python train.py --ckpt_path last finishes the run"
             ) from None
-        self.seconds = time.perf_counter() - start
-
-
-class PhaseClock(L.Callback):
-    """summary.json's phases: start-up (to the first training step), training (validation included), and test."""
-
-    def __init__(self) -> None:
-        self.phases = {}
-        self.mark = 0.0
-        self.start = psutil.Process().create_time()  # when this process started
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if "startup" not in self.phases:
-            self.mark = time.time()
-            self.phases["startup"] = self.mark - self.start
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.phases["train"] = time.time() - self.mark if self.mark else 0.0
-
-    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.mark = time.time()
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.phases["val_test"] = time.time() - self.mark
 
 
 class ProgressBar(TQDMProgressBar):

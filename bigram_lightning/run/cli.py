@@ -4,6 +4,7 @@ import difflib
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -25,6 +26,7 @@ from bigram_lightning.run import callbacks as cb
 from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.run.checkpoints import check_resume, read_checkpoint
 from bigram_lightning.run.errors import UserError, check_trainer
+from bigram_lightning.run.phases import PhaseClock
 from bigram_lightning.run.runs import open_run, resume_target, run_dir_for
 from bigram_lightning.run.tracking import Tag, WandbRun, wandb_logger
 
@@ -68,8 +70,9 @@ class BigramArgumentParser(LightningArgumentParser):
 
 
 class BigramCLI(LightningCLI):
-    def __init__(self, args: Optional[list[str]] = None) -> None:
+    def __init__(self, args: Optional[list[str]] = None, clock: Optional[PhaseClock] = None) -> None:
         self.restart: Optional[Path] = None  # a run stopped before its first checkpoint, trained again
+        self.clock = clock or PhaseClock(time.time(), time.time())
         try:
             super().__init__(
                 BigramLM,
@@ -181,7 +184,7 @@ class BigramCLI(LightningCLI):
             cb.CountBaseline(),
             cb.StopOnDivergence(),
             losses,
-            cb.PhaseClock(),
+            self.clock,
             self.best,
             last,
         ]

@@ -12,32 +12,40 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from bigram_lightning.run.cli import BigramCLI
 from bigram_lightning.run.errors import Stopped, UserError, quiet_startup
+from bigram_lightning.run.phases import PhaseClock, process_started
 from bigram_lightning.run.report import cannot_write, interrupted, report, signals_noted, stop_signal
 from bigram_lightning.run.runs import RUN_DIR_ENV
 
 
 def run() -> None:
     """`python train.py` and `bigram-train`: main's exit code, through the interpreter's normal exit."""
-    sys.exit(main())
+    sys.exit(main(start=process_started()))
 
 
-def main(args: Optional[list[str]] = None) -> int:
-    start, cli = time.perf_counter(), None
+def main(args: Optional[list[str]] = None, start: Optional[float] = None) -> int:
+    """Train, test, report; the exit code. `start`: when the process started (its imports count in summary.json's
+    seconds), or None, from here (main called from Python)."""
+    imported = time.time()
+    clock = PhaseClock(imported if start is None else start, imported)
+    cli = None
     quiet_startup()
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # W is V×V: a step is too small to share, and threads fight W&B's process for cores
     saved = {v: os.environ.get(v) for v in (RUN_DIR_ENV, "WANDB_MODE", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}
     level = logging.getLogger("lightning.pytorch").level
     try:
-        cli = BigramCLI(args)
+        cli = BigramCLI(args, clock)
         trainer, model, dm = cli.trainer, cli.model, cli.datamodule
         os.environ[RUN_DIR_ENV] = str(cli.run_dir)  # where the processes DDP starts find the run
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
+        if cli.config.pictures:  # (else the pictures' phase is 0, and fit's last moments count in the test's)
+            cli.clock.mark("pictures")
         best = cli.best.best_model_path or None  # None: fit never validated; the final W is tested
         with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
             if not trainer.received_sigterm:
                 tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)
-        return report(cli, tested[0], start) if trainer.is_global_zero else 0
+        cli.clock.mark("test")
+        return report(cli, tested[0]) if trainer.is_global_zero else 0
     except (Stopped, KeyboardInterrupt, SystemExit, BrokenPipeError) as e:
         signum = stop_signal(cli, e)
         if signum is None:  # --help, --print_config

@@ -3,100 +3,149 @@ that says where an interrupted run stopped and how to go on."""
 
 import contextlib
 import json
-import os
+import math
 import shlex
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from bigram_lightning.run import INTERRUPTED_WHILE_STARTING
-from bigram_lightning.run.callbacks import DrawPictures, PhaseClock
+from bigram_lightning.run.callbacks import DrawPictures
 from bigram_lightning.run.errors import NO_ROOM, Stopped, reader_gone
 from bigram_lightning.run.files import write_atomic
 
 
-def report(cli, tested: dict, start: float) -> int:
+def shown(path) -> str:
+    """A path as printed: relative to the current directory when it lies below it, else absolute (never ../..)."""
+    path = Path(path).resolve()
+    if path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def absolute(path) -> Optional[str]:
+    return None if path is None else str(Path(path).resolve())
+
+
+def report(cli, tested: dict) -> int:
     """Finish the W&B run, write summary.json and print the table. `tested` is trainer.test's result for best.ckpt,
     which the model now holds."""
-    trainer, dm, run_dir, best = cli.trainer, cli.datamodule, cli.run_dir, cli.best
-    last = run_dir / "checkpoints" / "last.ckpt"
-    clock = next(c for c in trainer.callbacks if isinstance(c, PhaseClock))
+    trainer = cli.trainer
+    dm = cli.datamodule
+    last = cli.run_dir / "checkpoints" / "last.ckpt"
     pictures = next((c for c in trainer.callbacks if isinstance(c, DrawPictures)), None)
-    phases = {"startup": 0.0, "data": dm.seconds, "train": 0.0, "val_test": 0.0} | clock.phases
-    phases |= {"pictures": pictures.seconds if pictures else 0.0, "logger_finish": 0.0}
+    summary = results(cli, tested)
+    summary |= {
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_ckpt": absolute(cli.best.best_model_path or None),
+        "last_ckpt": absolute(last) if last.is_file() else None,  # (None: not one step, as under --trainer.max_time)
+        "data_path": dm.hparams.data_abspath,
+        "data_sha256": dm.hparams.data_sha256,
+        "vocab": dm.vocab.itos,
+        "run_dir": absolute(cli.run_dir),
+        "wandb_dir": None,
+        "wandb_id": None,
+        "pictures": [absolute(p) for p in pictures.paths] if pictures else [],
+    }
+    wandb_line = finish_wandb(cli, summary)
+    path = cli.run_dir / "summary.json"
+    cli.clock.mark("finish")
+    summary["seconds"] = round(cli.clock.total(), 3)
+    summary["phases"] = {k: round(v, 3) for k, v in cli.clock.phases(dm.seconds).items()}
+    write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
+    for split in ("train", "val", "test"):
+        print(f"{split + ' NLL':<10}{summary[split + '_loss']:>8.4f}{summary[split + '_count_nll']:>18.4f}")
+    train_gap = f"net - count model (unsmoothed) on train {summary['train_gap']:.4f}"
+    print(f"gaps: {train_gap}, val - train {summary['val_gap']:.4f}")
+    for line in hints(cli, summary):
+        print(f"hint: {line}")
+    best_line = "none (training ended before its first validation: the final W was tested)"
+    if summary["best_ckpt"]:
+        best_line = shown(summary["best_ckpt"])
+    last_line = shown(last) if summary["last_ckpt"] else "none (training ended before its first step)"
+    print(f"best checkpoint: {best_line}\nlast checkpoint: {last_line}\n{wandb_line}")
+    shown_pictures = " ".join(shown(p) for p in summary["pictures"]) or "none (--pictures false)"
+    print(f"pictures: {shown_pictures}\nsummary: {shown(path)}")
+    return 0
+
+
+def results(cli, tested: dict) -> dict:
+    """The NLLs: the final W's on train (exactly, from the split's counts), best.ckpt's on val and test (the model the
+    test and the tools use), beside the count models'."""
+    dm = cli.datamodule
+    best = cli.best
     summary = {
-        "train_loss": dm.net_nll(cli.model.W, "train"),  # exactly, from the split's bigram counts (O(V²))
+        "train_loss": dm.net_nll(cli.model.W, "train"),
         "train_count_nll": dm.count_nll("train"),
+        "train_count_nll_unsmoothed": dm.count_nll("train", smoothing=0),
         # best.ckpt's, as the Trainer logged it; or the final W's, when training ended before its first validation
         # (--trainer.max_steps within the first epoch), so that best.ckpt does not exist
         "val_loss": float(best.best_model_score) if best.best_model_path else dm.net_nll(cli.model.W, "val"),
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
         "test_count_nll": tested["test/count_nll"],
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "best_ckpt": os.path.relpath(best.best_model_path) if best.best_model_path else None,
-        "last_ckpt": str(last) if last.is_file() else None,  # (None: not one step, as under a --trainer.max_time)
-        "data_path": dm.hparams.data_file,
-        "data_sha256": dm.hparams.data_sha256,
-        "vocab": dm.vocab.itos,
-        "run_dir": str(run_dir),
-        "wandb_dir": None,
-        "wandb_id": None,
-        "pictures": [str(p) for p in pictures.paths] if pictures else [],
+        "uniform_nll": math.log(len(dm.vocab)),
     }
     # the unsmoothed count model is the optimum on the training split: the net's distance to it is how far training
     # has to go; val above train is what the net does not carry over (on a sparse corpus: overfitting)
-    summary["train_gap"] = summary["train_loss"] - dm.count_nll("train", smoothing=0)
+    summary["train_gap"] = summary["train_loss"] - summary["train_count_nll_unsmoothed"]
     summary["val_gap"] = summary["val_loss"] - summary["train_loss"]
-    wandb_line = f"W&B: off (--logger {cli.config.logger})"
-    if cli.config.logger == "wandb":
-        run = trainer.logger.experiment
-        if run.settings.mode == "disabled":
-            wandb_line = "W&B: disabled (WANDB_MODE or --wandb.mode)"
-        else:
-            summary["wandb_dir"], summary["wandb_id"] = os.path.relpath(Path(run.dir).parent), run.id
-            if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
-                # every segment of the run (one per start, the same id), in order: half of them would upload half
-                segments = sorted(Path(summary["wandb_dir"]).parent.glob(f"offline-run-*-{run.id}"))
-                upload = f"wandb sync {shlex.join(map(str, segments))}"
-                wandb_line = f"W&B: offline run {summary['wandb_dir']}; upload it with: {upload}"
-            else:
-                wandb_line = f"W&B: {run.url}"
-        finish = time.perf_counter()
-        run.finish()
-        phases["logger_finish"] = time.perf_counter() - finish
-    summary["seconds"] = round(time.perf_counter() - start, 3)
-    summary["phases"] = {k: round(v, 3) for k, v in phases.items()}
-    path = run_dir / "summary.json"
-    write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
-    print(f"\n{'':10}{'net':>8}{'count model (+1)':>18}")
-    for s in ("train", "val", "test"):
-        print(f"{s + ' NLL':<10}{summary[s + '_loss']:>8.4f}{summary[s + '_count_nll']:>18.4f}")
-    train_gap = f"net - count model (unsmoothed) on train {summary['train_gap']:.4f}"
-    print(f"gaps: {train_gap}, val - train {summary['val_gap']:.4f}")
+    return summary
+
+
+def hints(cli, summary: dict) -> list[str]:
     reg = cli.model.hparams.reg  # (smoothing keeps the net from the count model on purpose)
+    found = []
     if summary["train_gap"] > 0.05 and reg == 0:
-        print(
-            f"hint: training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
+        found.append(
+            f"training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
             "--early_stopping false), raise --model.lr, or use --data.mode counts"
         )
     if summary["val_gap"] > 0.1:
         # the term is a mean over V² weights: the same pull per weight as the notebooks' 0.01 at V = 27
-        suggested = 0.01 * (len(dm.vocab) / 27) ** 2
-        print(
-            f"hint: val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with "
-            f"--model.reg (e.g. {max(suggested, 2 * reg):.3g})"
+        suggested = 0.01 * (len(cli.datamodule.vocab) / 27) ** 2
+        found.append(
+            f"val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with --model.reg "
+            f"(e.g. {max(suggested, 2 * reg):.3g})"
         )
-    best_line = summary["best_ckpt"] or "none (training ended before its first validation: the final W was tested)"
-    last_line = summary["last_ckpt"] or "none (training ended before its first step)"
-    print(f"best checkpoint: {best_line}\nlast checkpoint: {last_line}\n{wandb_line}")
-    print(f"pictures: {' '.join(summary['pictures']) or 'none (--pictures false)'}\nsummary: {path}")
-    return 0
+    return found
+
+
+def finish_wandb(cli, summary: dict) -> str:
+    """Close the W&B run (best.ckpt's val/loss in its summary as val/best_loss) and say where it is."""
+    if cli.config.logger != "wandb":
+        return f"W&B: off (--logger {cli.config.logger})"
+    run = cli.trainer.logger.experiment
+    if run.settings.mode == "disabled":
+        return "W&B: disabled (WANDB_MODE or --wandb.mode)"
+    summary["wandb_dir"] = absolute(Path(run.dir).parent)
+    summary["wandb_id"] = run.id
+    run.summary["val/best_loss"] = summary["val_loss"]
+    if run.settings.mode in ("offline", "dryrun"):  # (asking an offline run for its url prints a warning)
+        segments = [shown(segment) for segment in offline_segments(Path(summary["wandb_dir"]).parent, run.id)]
+        line = f"W&B: offline run {shown(summary['wandb_dir'])}; upload it with: wandb sync {shlex.join(segments)}"
+    else:
+        line = f"W&B: {run.url}"
+    run.finish()
+    return line
+
+
+def offline_segments(wandb_dir: Path, run_id: str) -> list[Path]:
+    """Every offline segment of the run (one per start, the same id), in order: W&B names one
+    offline-run-<time>-<id>, or offline-run-<time>-<id>-<n> when another began in the same second."""
+
+    def started(segment: Path) -> tuple[str, int]:
+        time_part, _, rest = segment.name.removeprefix("offline-run-").partition("-")
+        suffix = rest.removeprefix(run_id).lstrip("-")
+        return time_part, int(suffix or 0)
+
+    segments = [run_file.parent for run_file in wandb_dir.glob(f"offline-run-*/run-{run_id}.wandb")]
+    return sorted(segments, key=started)
 
 
 @contextlib.contextmanager
@@ -136,7 +185,7 @@ def saved(cli) -> str:
     last = cli.run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return "no checkpoint yet"
-    return f"{last} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
+    return f"{shown(last)} holds step {torch.load(last, 'cpu', weights_only=True)['global_step']}"
 
 
 def interrupted(cli) -> str:
@@ -156,6 +205,6 @@ def cannot_write(cli, e: OSError) -> Optional[str]:
     if e.errno not in NO_ROOM or getattr(cli, "trainer", None) is None:
         return None
     return (
-        f"error: cannot write {e.filename or 'into ' + str(cli.run_dir)} ({e.strerror}): free some space or choose a "
+        f"error: cannot write {e.filename or 'into ' + shown(cli.run_dir)} ({e.strerror}): free some space or choose a "
         f"writable --runs_dir; the checkpoints are whole: {saved(cli)}"
     )

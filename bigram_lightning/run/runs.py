@@ -64,7 +64,7 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
     if ckpt_path is not None:
-        run_dir = Path(os.path.relpath(Path(ckpt_path).resolve().parents[1]))
+        run_dir = Path(ckpt_path).resolve().parents[1]
         if (run_dir / "run.json").is_file():
             return run_dir, False
     name = launcher_run_name()

@@ -88,7 +88,6 @@ def wandb_logger(cfg, run_dir: Path, wandb_id: str, quiet: bool) -> WandbLogger:
     # what WandbLogger does for a run it starts itself: metrics against Lightning's step
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
-    run.define_metric("val/loss", summary="min,last")
     return WandbLogger(experiment=run, log_model=cfg.log_model and mode == "online")
 
 
