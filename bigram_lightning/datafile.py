@@ -77,6 +77,9 @@ class WordFileDataModule(BigramDataModule):
         self.seconds += time.perf_counter() - start
         return vocab
 
+    def num_words(self) -> int:
+        return self.info["words"]
+
     def read_tokens(self) -> torch.Tensor:
         tokens, _ = cache_paths(self.hparams.cache_dir, self.hparams.data_sha256)
         # memory-mapped read-only: pages are read from disk as the splits are cut

@@ -275,6 +275,13 @@ def test_hostile_data_is_refused_in_one_line(workdir, train, monkeypatch, case):
     assert summary is None
 
 
+def test_a_list_too_short_for_its_splits_is_refused_before_wandb_or_a_run_directory(workdir, train, wandb_runs):
+    (workdir / "w.txt").write_text("anna\nbob\nzoe\n")
+    code, out, err, summary = train("--data.path", "w.txt", "--logger", "wandb", quiet=False)
+    assert_refused(workdir, code, out, err, ["3 words cannot fill train/val/test splits", "use a longer word list"])
+    assert wandb_runs == [] and "wandb" not in out + err and not (workdir / "runs").exists()
+
+
 def test_a_vocabulary_too_large_for_memory_is_refused_up_front(workdir, train, monkeypatch):
     from bigram_lightning import datafile as data
 

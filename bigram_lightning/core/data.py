@@ -11,7 +11,7 @@ from jsonargparse.typing import OpenUnitInterval, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from bigram_lightning.core.batches import BatchIndexSampler, ResumableLoader
-from bigram_lightning.core.counts import bigram_counts, count_logprobs, nll_from_counts
+from bigram_lightning.core.counts import bigram_counts, count_nll, net_nll
 from bigram_lightning.core.errors import UserError
 from bigram_lightning.core.vocab import Vocab
 
@@ -52,8 +52,10 @@ class BigramDataModule(L.LightningDataModule):
                 f"--data.val_frac ({val_frac}) and --data.test_frac ({test_frac}) must each lie in (0, 1) "
                 "and sum to less than 1"
             )
-        # read here, not in setup: W is V×V, and LightningCLI links the vocabulary to the model
+        # read here, not in setup: W is V×V, and LightningCLI links the vocabulary to the model; a list too short
+        # for its splits is refused before anything else starts
         self.vocab = self.read_vocab()
+        check_split(self.num_words(), val_frac, test_frac)
         self.streams: dict[str, torch.Tensor] = {}  # per split: its token stream '.w1.w2.…'
         self.counts: dict[str, torch.Tensor] = {}  # per split: its V×V bigram counts N
 
@@ -62,6 +64,9 @@ class BigramDataModule(L.LightningDataModule):
         with open(self.hparams.path, encoding="utf-8") as f:
             self.words = [w for w in f.read().splitlines() if w]
         return Vocab.of_words(self.words)
+
+    def num_words(self) -> int:
+        return len(self.words)
 
     def read_tokens(self) -> torch.Tensor:
         """The token stream '.w1.w2.…wn.' of every word: its consecutive ids are the bigram pairs."""
@@ -116,11 +121,11 @@ class BigramDataModule(L.LightningDataModule):
 
     def net_nll(self, W: torch.Tensor, stage: str) -> float:
         """NLL on `stage` of the net with weights W, exactly, from the split's bigram counts in O(V²)."""
-        return nll_from_counts(W.detach().double().log_softmax(dim=1), self.counts[stage])
+        return net_nll(W, self.counts[stage])
 
     def count_nll(self, stage: str, smoothing: float = 1.0) -> float:
         """NLL on `stage` of the count model built from the training split: the optimum the net approaches."""
-        return nll_from_counts(count_logprobs(self.counts["train"], smoothing), self.counts[stage])
+        return count_nll(self.counts["train"], self.counts[stage], smoothing)
 
 
 def one_hot(xs: torch.Tensor, V: int) -> torch.Tensor:
@@ -162,16 +167,8 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
     (each split's words in permuted order): the same split on every run and machine, and no Python list of words."""
     bounds = (tokens == 0).nonzero().squeeze(1)  # the boundaries: word k spans bounds[k]+1 .. bounds[k+1]
     n = len(bounds) - 1
+    check_split(n, val_frac, test_frac)
     sizes = split_sizes(n, val_frac, test_frac)
-    if min(sizes) <= 0:
-        need = max(3, math.ceil(1 / min(val_frac, test_frac)) - 1)
-        while min(split_sizes(need, val_frac, test_frac)) <= 0:  # (the float rounding decides: a few steps at most)
-            need += 1
-        raise UserError(
-            f"{n} word{'' if n == 1 else 's'} cannot fill train/val/test splits of "
-            f"{1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac} (they need {need} words at least): use a longer "
-            "word list or larger --data.val_frac/--data.test_frac"
-        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     streams = {}
     for split, words in zip(("train", "val", "test"), torch.split(perm, sizes)):
@@ -185,6 +182,19 @@ def split_streams(tokens: torch.Tensor, val_frac: float, test_frac: float, seed:
             pos += len(shift)
         streams[split] = stream
     return streams
+
+
+def check_split(n: int, val_frac: float, test_frac: float) -> None:
+    if min(split_sizes(n, val_frac, test_frac)) > 0:
+        return
+    need = max(3, math.ceil(1 / min(val_frac, test_frac)) - 1)
+    while min(split_sizes(need, val_frac, test_frac)) <= 0:  # (the float rounding decides: a few steps at most)
+        need += 1
+    raise UserError(
+        f"{n} word{'' if n == 1 else 's'} cannot fill train/val/test splits of "
+        f"{1 - val_frac - test_frac:.2f}/{val_frac}/{test_frac} (they need {need} words at least): use a longer "
+        "word list or larger --data.val_frac/--data.test_frac"
+    )
 
 
 def split_sizes(n: int, val_frac: float, test_frac: float) -> list[int]:

@@ -13,6 +13,7 @@ from typing import Literal, Optional, Union
 import wandb.apis.public
 
 # isort: split
+import lightning as L
 from jsonargparse import ActionYesNo
 from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -159,10 +160,6 @@ class BigramCLI(LightningCLI):
         check_trainer(self.config.trainer)
         # a checkpoint to resume is vetted before the data is read: a damaged one is named with a good one beside it
         self.ckpt = read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path") if self.config.ckpt_path else {}
-        self.run_dir, self.new_run = (
-            (self.restart, False) if self.restart else run_dir_for(self.config.runs_dir, self.config.ckpt_path)
-        )
-        self.config.trainer.default_root_dir = str(self.run_dir)
         # stdout that is not a terminal (a log file, CI): no live bar redrawn with carriage returns, a line an epoch
         self.epoch_lines = not sys.stdout.isatty() and self.config.trainer.enable_progress_bar is None
         if self.config.quiet:
@@ -171,16 +168,42 @@ class BigramCLI(LightningCLI):
             logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # main restores it
 
     def instantiate_trainer(self, **kwargs):
+        # the data has been read and checked (the data module exists): only now the run's directory and W&B run
         check_resume(self.ckpt, self.config.ckpt_path, self.datamodule.hparams, self.config.model.optimizer)
+        info = self.open_run_dir()
+        trainer = self.config_init.trainer
+        bar = trainer.enable_progress_bar is not False and not self.epoch_lines
+        callbacks = [*(trainer.callbacks or []), *self.run_callbacks(info["wandb_id"], bar)]
+        plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
+        plugins = [*plugins, AtomicCheckpointIO()]
+        logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
+        if self.config.logger == "wandb":
+            logger = wandb_logger(self.config.wandb, self.run_dir, info["wandb_id"], self.config.quiet)
+        kwargs = dict(kwargs, enable_progress_bar=bar, default_root_dir=str(self.run_dir))
+        try:
+            return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
+        except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:  # the Trainer refuses a setting
+            raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
+
+    def open_run_dir(self) -> dict:
+        """Make (or reopen) the run directory with its config.yaml and run.json; the latter's contents."""
+        if self.restart:
+            self.run_dir = self.restart
+            self.new_run = False
+        else:
+            self.run_dir, self.new_run = run_dir_for(self.config.runs_dir, self.config.ckpt_path)
+        self.config.trainer.default_root_dir = str(self.run_dir)
         wandb_id = self.ckpt.get("callbacks", {}).get("WandbRun", {}).get("wandb_id")
         config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
-        info = open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
-        losses, trainer = cb.LossHistory(self.epoch_lines and not self.config.quiet), self.config_init.trainer
+        return open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
+
+    def run_callbacks(self, wandb_id: str, bar: bool) -> list[L.Callback]:
+        """The callbacks around the step, in the order they run."""
+        losses = cb.LossHistory(self.epoch_lines and not self.config.quiet)
         # best.ckpt's callback, kept by name: a ModelCheckpoint the user adds comes first in trainer.checkpoint_callback
         self.best, last = checkpoint_callbacks(self.run_dir / "checkpoints", self.config.checkpoint_every_n_steps)
         callbacks = [
-            *(trainer.callbacks or []),
-            WandbRun(info["wandb_id"], self.config.as_dict()),
+            WandbRun(wandb_id, self.config.as_dict()),
             cb.CountBaseline(),
             cb.StopOnDivergence(),
             losses,
@@ -188,19 +211,12 @@ class BigramCLI(LightningCLI):
             self.best,
             last,
         ]
-        bar = trainer.enable_progress_bar is not False and not self.epoch_lines
-        callbacks += [cb.ProgressBar()] if bar else []
-        callbacks += [cb.DrawPictures(losses)] if self.config.pictures else []
-        callbacks += [cb.StopWhenFlat(self.config.early_stopping)]
-        plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins] if trainer.plugins else []
-        logger = False if self.config.logger == "none" else CSVLogger(self.run_dir, name="", version="")
-        if self.config.logger == "wandb":
-            logger = wandb_logger(self.config.wandb, self.run_dir, info["wandb_id"], self.config.quiet)
-        plugins, kwargs = [*plugins, AtomicCheckpointIO()], dict(kwargs, enable_progress_bar=bar)
-        try:
-            return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
-        except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:  # the Trainer refuses a setting
-            raise UserError(f"{str(e).splitlines()[0]} (see python train.py --help)") from None
+        if bar:
+            callbacks.append(cb.ProgressBar())
+        if self.config.pictures:
+            callbacks.append(cb.DrawPictures(losses))
+        callbacks.append(cb.StopWhenFlat(self.config.early_stopping))
+        return callbacks
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
         """Close the W&B run; unless `keep`, remove a run directory this command made that holds no checkpoint."""
