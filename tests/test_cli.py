@@ -55,6 +55,7 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     (run,) = [p.relative_to(workdir) for p in run_dirs(workdir)]
     assert lines[-1] == f"summary: {run / 'summary.json'}"
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert f"W&B: off (--logger csv); metrics: {run / 'metrics.csv'}\n" in out
     # every path absolute, so that it resolves from any directory; the printed ones below the current one relative
     assert Path(summary["last_ckpt"]) == workdir / run / "checkpoints" / "last.ckpt"
     assert Path(summary["best_ckpt"]).is_file() and Path(summary["best_ckpt"]).is_absolute()

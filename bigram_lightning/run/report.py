@@ -118,6 +118,8 @@ def hints(cli, summary: dict) -> list[str]:
 
 def finish_wandb(cli, summary: dict) -> str:
     """Close the W&B run (best.ckpt's val/loss in its summary as val/best_loss) and say where it is."""
+    if cli.config.logger == "csv":
+        return f"W&B: off (--logger csv); metrics: {shown(cli.run_dir / 'metrics.csv')}"
     if cli.config.logger != "wandb":
         return f"W&B: off (--logger {cli.config.logger})"
     run = cli.trainer.logger.experiment
