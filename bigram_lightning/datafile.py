@@ -4,8 +4,9 @@ when missing, and the checks that need the Trainer or the machine."""
 
 import math
 import os
+import re
 import time
-from typing import Literal
+from typing import Literal, Union
 
 import torch
 from jsonargparse.typing import OpenUnitInterval, PositiveInt
@@ -28,12 +29,12 @@ class WordFileDataModule(BigramDataModule):
     def __init__(
         self,
         path: str = DEFAULT_PATH,
-        batch_size: PositiveInt = 4096,
+        batch_size: Union[PositiveInt, Literal["auto"]] = "auto",
         val_frac: OpenUnitInterval = 0.1,
         test_frac: OpenUnitInterval = 0.1,
         seed: int = 2147483647,
-        mode: Literal["pairs", "counts"] = "pairs",
-        steps_per_epoch: PositiveInt = 100,
+        mode: Literal["auto", "pairs", "counts"] = "auto",
+        steps_per_epoch: PositiveInt = 25,
         cache_dir: str = "data/cache",
         max_word_len: PositiveInt = MAX_WORD_LEN,
     ) -> None:
@@ -43,14 +44,15 @@ class WordFileDataModule(BigramDataModule):
             path: UTF-8 text file, one word per line. The default, data/names.txt, is downloaded (and its
                 SHA-256 verified) when missing; offline, US-census first names stand in, with a warning.
             batch_size: pairs per training step on each device; one at least as large as the training split
-                trains full-batch, the notebooks' recipe.
+                trains full-batch, the notebooks' recipe. auto: 4,096, or more so that an epoch takes at most 48.
             val_frac: fraction of the words held out for validation.
             test_frac: fraction of the words held out for the final test.
             seed: seeds the word split and the order of the training pairs in each epoch.
             mode: pairs: minibatches of one-hot pairs, as in the notebooks. counts: every step sees the whole split
                 as the V one-hot rows of the identity with their bigram counts as targets: the exact full-batch
-                loss and gradient, in O(V²) whatever the corpus.
-            steps_per_epoch: training steps per epoch in counts mode.
+                loss and gradient, in O(V²) whatever the corpus. auto: counts where V² exceeds the training pairs
+                (a large alphabet, a short list), else pairs.
+            steps_per_epoch: training steps per epoch in counts mode (each is a full pass over the pairs).
             cache_dir: where the data file is kept encoded as a token stream, one file per SHA-256 of its content.
             max_word_len: the longest word accepted, in characters: a longer one (in a file that is not a word
                 list) is refused, naming its line, before it can fill memory.
@@ -91,8 +93,27 @@ class WordFileDataModule(BigramDataModule):
         super().setup(stage)
         self.seconds += time.perf_counter() - start
 
+    def in_train(self, names: list[str]) -> list[bool]:
+        """Whether each name is a word of the training split (sampled names that are not count as new)."""
+        known = [all(ch in self.vocab.stoi for ch in name) for name in names]
+        ids = [[self.vocab.stoi[ch] for ch in name] if ok else [] for name, ok in zip(names, known)]
+        return [ok and found for ok, found in zip(known, contains_words(self.streams["train"], ids))]
+
     def train_dataloader(self):
         loader = super().train_dataloader()
         if self.trainer:  # (the steps of an epoch are known now)
             check_val_interval(self.trainer, len(loader))
         return loader
+
+
+def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
+    """Whether each word (token ids) occurs in the stream as '.word.', by a search of its bytes: no set of words."""
+    hay = memoryview(stream.numpy()).cast("B")  # the stream's bytes, not a copy of them
+    found = []
+    for ids in words:
+        needle = re.compile(re.escape(torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()))
+        match = needle.search(hay)
+        while match and match.start() % stream.element_size():  # a match must start on a token (int32 streams)
+            match = needle.search(hay, match.start() + 1)
+        found.append(match is not None)
+    return found

@@ -1,5 +1,6 @@
 """`python train.py`, in-process: run directories, samples, summary, resume, W&B, configs, help and errors."""
 
+import random
 import shlex
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_a_run_prints_samples_every_epoch_and_a_summary(workdir, words_file, tra
     assert code == 0, err
     lines = out.splitlines()
     samples = [line for line in lines if line.startswith("epoch ")]
-    assert [line.split(" samples: ")[0] for line in samples] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert [line.split(" samples: ")[0] for line in samples] == ["epoch 1", "epoch 2", "epoch 3"]  # epochs trained
     assert all(len(line.split(" samples: ")[1].split()) == 10 for line in samples)
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 3 and summary["global_step"] > 0
@@ -73,38 +74,42 @@ def val_losses(run: Path) -> list[float]:
 
 
 def test_early_stopping_ends_a_flat_run_and_another_max_epochs_trains_them_all(workdir, words_file, train, recwarn):
-    """On by default: training ends after the first epoch that improves val/loss by less than 0.001, every one
-    before it having improved it by more. Resumed as it was, the run is done; resumed with another --max_epochs, it
-    trains exactly that many (the user asked for them); --early_stopping false trains all --max_epochs."""
-    args = ("--data.path", "words.txt", "--samples.num", "0", "--pictures", "false", "--model.lr", "5")
-    code, out, err, summary = train(*args, "--max_epochs", "40", "--trainer.enable_progress_bar", "true")
-    assert code == 0 and "\nearly stopping: epoch " in out, err  # (printed after the progress bar has closed)
+    """On by default: training ends once val/loss has set no new best for 20 steps (a 600-name list is full-batch:
+    validated every step), and best.ckpt holds the best. Resumed as it was, the run is done; resumed with
+    --max_epochs, it trains exactly that many (the user asked for them); --early_stopping false trains on to
+    --trainer.max_steps."""
+    args = ("--data.path", "words.txt", "--samples.num", "0", "--pictures", "false")
+    code, out, err, summary = train(*args, "--trainer.enable_progress_bar", "true")
+    assert code == 0 and "\nearly stopping at step " in out, err  # (printed after the progress bar has closed)
     (run,) = run_dirs(workdir)
     losses = val_losses(run)
-    gains = [a - b for a, b in zip(losses, losses[1:])]
-    assert 2 <= summary["epochs"] == len(losses) < 40
-    assert all(g >= 1e-3 for g in gains[:-1]) and gains[-1] < 1e-3
+    best = losses.index(min(losses))
+    assert len(losses) == summary["global_step"] == best + 1 + 20 < 200  # one validation a step
+    assert min(losses[best + 1 :]) >= losses[best] and summary["val_loss"] == pytest.approx(losses[best], abs=1e-6)
+    assert f"val NLL has not improved for 20 steps, since step {best + 1}," in out
     assert train(*args, "--ckpt_path", "last")[3]["global_step"] == summary["global_step"]  # nothing left to do
-    code, out, err, more = train(*args, "--ckpt_path", "last", "--max_epochs", str(summary["epochs"] + 3))
-    assert code == 0 and more["epochs"] == summary["epochs"] + 3, err
-    code, out, err, summary = train(*args, "--max_epochs", "7", "--early_stopping", "false", "--runs_dir", "all")
-    assert code == 0 and summary["epochs"] == 7, err
+    code, out, err, more = train(*args, "--ckpt_path", "last", "--max_epochs", str(summary["global_step"] + 3))
+    assert code == 0 and more["epochs"] == summary["global_step"] + 3, err  # (an epoch is one full-batch step)
+    code, out, err, summary = train(*args, "--early_stopping", "false", "--runs_dir", "all")
+    assert code == 0 and summary["global_step"] == 200, err
     # switched off on resume: trains on to --max_epochs, and no warning of a callback state without its callback
-    code, out, err, more = train(*args, "--ckpt_path", str(run), "--early_stopping", "false", "--max_epochs", "40")
-    assert code == 0 and more["epochs"] == 40, err
+    code, out, err, more = train(*args, "--ckpt_path", str(run), "--early_stopping", "false", "--max_epochs", "250")
+    assert code == 0 and more["epochs"] == 250, err
     assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
 
 
-def test_early_stopping_says_so_only_when_it_cut_epochs(workdir, train):
-    """A run whose flat epoch is its last one ran all it was asked: no early-stopping line then."""
-    (workdir / "a.txt").write_text("a\n" * 200)  # one word: the net learns it in an epoch
+def test_early_stopping_says_so_only_when_it_cut_the_run(workdir, train):
+    """A run of a fixed length (--max_epochs) trains all of it: no early stopping; a default run that early stopping
+    ended says so, naming what would train on."""
+    (workdir / "a.txt").write_text("a\nb\n" * 100)  # two words: the net has learnt them in a few steps
     args = ("--data.path", "a.txt", "--samples.num", "0", "--pictures", "false")
-    code, out, err, summary = train(*args, "--max_epochs", "2")
-    assert code == 0 and summary["epochs"] == 2 and "early stopping" not in out, err
-    code, out, err, summary = train(*args, "--max_epochs", "3", "--runs_dir", "r3")
-    assert code == 0 and summary["epochs"] == 2 and "early stopping: epoch 1 improved val NLL" in out, err
-    code, out, err, summary = train(*args, "--max_epochs", "-1", "--runs_dir", "r-1")
-    assert code == 0 and summary["epochs"] == 2 and "(--early_stopping false trains on)" in out, err
+    code, out, err, summary = train(*args, "--max_epochs", "30")
+    assert code == 0 and summary["epochs"] == 30 and "early stopping" not in out, err
+    code, out, err, summary = train(*args, "--runs_dir", "r")
+    assert code == 0 and summary["global_step"] < 200 and "early stopping at step" in out, err
+    assert "(--early_stopping false trains to --trainer.max_steps 200)" in out
+    code, out, err, summary = train(*args, "--runs_dir", "r-1", "--trainer.max_steps", "-1")
+    assert code == 0 and "(--early_stopping false trains on)" in out, err
 
 
 def test_validating_every_other_epoch_keeps_the_best_validated_w_without_warnings(workdir, words_file, train, recwarn):
@@ -138,6 +143,7 @@ def test_a_checkpoint_callback_of_the_users_own_leaves_best_ckpt_in_charge(workd
     report still use best.ckpt (the lowest val/loss); they used the user's checkpoint and called its score val_loss."""
     args = ("--data.path", "words.txt", "--max_epochs", "3", "--samples.num", "0", "--pictures", "false")
     mine = ("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "train/loss_epoch")
+    mine += ("--trainer.callbacks.save_on_train_epoch_end", "true")  # (train/loss_epoch exists at epochs' ends)
     code, out, err, summary = train(*args, "--early_stopping", "false", *mine, "--trainer.callbacks.mode", "max")
     assert code == 0, err
     (run,) = run_dirs(workdir)
@@ -178,7 +184,7 @@ def test_resume_last_continues_the_same_run(workdir, words_file, train):
     assert code == 0, err
     assert len(run_dirs(workdir)) == 1 and second["last_ckpt"] == first["last_ckpt"]
     assert second["epochs"] == 4 and second["global_step"] == 2 * first["global_step"]
-    assert "epoch 2 samples:" in out and "epoch 0 samples:" not in out
+    assert "epoch 3 samples:" in out and "epoch 1 samples:" not in out  # (epochs trained: 3 and 4 here)
     # the resumed run keeps its own settings (lr 5, the data file) unless told otherwise
     ckpt = torch.load(second["last_ckpt"], weights_only=True)
     assert ckpt["hyper_parameters"]["lr"] == 5
@@ -274,14 +280,14 @@ def test_help_documents_the_options(capsys):
         "--pictures",
     ):
         assert flag in out
-    assert "learning rate (adam takes ~0.5 where sgd takes ~20)" in out and "one word per line" in out
+    assert "learning rate at the first step" in out and "one word per line" in out
 
 
 def test_print_config_shows_the_resolved_config(capsys):
     with pytest.raises(SystemExit):
         main(["--model.lr", "3", "--print_config"])
     out = capsys.readouterr().out
-    assert "lr: 3.0" in out and "batch_size: 4096" in out
+    assert "lr: 3.0" in out and "batch_size: auto" in out and "max_steps: 200" in out
 
 
 @pytest.mark.parametrize(
@@ -316,6 +322,7 @@ def test_every_shipped_config_parses_and_instantiates(workdir, config):
 
 def test_adam_in_counts_mode_reaches_the_count_model_in_one_epoch(workdir, words_file, train):
     args = ["--data.mode", "counts", "--model.optimizer", "adam", "--model.lr", "0.5", "--model.lr_decay", "1"]
+    args += ["--model.reg", "0", "--data.steps_per_epoch", "100"]  # (unsmoothed: the count model is its optimum)
     code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--pictures", "false", *args)
     assert code == 0, err
     assert 0 <= summary["train_gap"] < 0.01
@@ -485,27 +492,34 @@ def test_help_starts_with_the_project(capsys):
 
 
 def test_the_report_states_both_gaps_and_hints_at_the_fix(workdir, words_file, train):
-    """Far from done (one epoch at a tiny learning rate): the train gap and a hint naming the fixes; a finished
-    run's train gap is small and non-negative (the unsmoothed count model is the optimum on its data)."""
-    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", "--model.lr", "0.1")
+    """Far from done (one epoch of SGD at a tiny learning rate): the train gap and one hint, to train on; converged
+    without smoothing: a small non-negative train gap (the unsmoothed count model is the optimum on its data) and
+    no hint to train on; converged but far above the count model on val: the hint to smooth, with a larger reg."""
+    slow = ("--model.optimizer", "sgd", "--model.lr", "0.1", "--model.reg", "0")
+    code, out, err, summary = train("--data.path", "words.txt", "--max_epochs", "1", *slow)
     assert code == 0, err
     assert summary["train_gap"] > 0.05 and f"on train {summary['train_gap']:.4f}" in out
-    assert "hint: training is" in out and "--max_epochs" in out and "--data.mode counts" in out
+    hints = [line for line in out.splitlines() if line.startswith("hint: ")]
+    assert len(hints) == 1 and "still falling: train on with --ckpt_path last --max_epochs 2" in hints[0]
     assert summary["val_gap"] == pytest.approx(summary["val_loss"] - summary["train_loss"])
-    code, out, err, summary = train(
-        "--data.path",
-        "words.txt",
-        "--data.mode",
-        "counts",
-        "--model.lr",
-        "50",
-        "--model.lr_decay",
-        "1",
-        "--max_epochs",
-        "3",
-    )
+    exact = ("--data.mode", "counts", "--model.optimizer", "sgd", "--model.lr", "50", "--model.lr_decay", "1")
+    code, out, err, summary = train("--data.path", "words.txt", *exact, "--model.reg", "0", "--max_epochs", "3")
     assert code == 0, err
     assert 0 <= summary["train_gap"] < 0.01 and "hint: training" not in out
+    # 60 words of 2-3 characters drawn from 150 ideographs: no smoothing, and even the best val is far off
+    r = random.Random(0)
+    chars = [chr(0x4E00 + i) for i in range(150)]
+    words = ["".join(r.choice(chars) for _ in range(r.randint(2, 3))) for _ in range(60)]
+    (workdir / "zh.txt").write_text("\n".join(words) + "\n")
+    code, out, err, summary = train("--data.path", "zh.txt", "--model.reg", "0", "--runs_dir", "o")
+    assert code == 0, err
+    hints = [line for line in out.splitlines() if line.startswith("hint: ")]
+    assert summary["val_loss"] - summary["val_count_nll"] > 0.05
+    assert len(hints) == 1 and "smooth it more with --model.reg" in hints[0] and "(now 0)" in hints[0]
+    assert "note: val NLL" in out and "above the uniform model's" in out  # (random characters: chance at best)
+    # the default smoothing (reg auto) on the same list: below the count model, and no hint
+    code, out, err, summary = train("--data.path", "zh.txt", "--runs_dir", "auto")
+    assert code == 0 and summary["val_loss"] < summary["val_count_nll"] and "hint:" not in out, err
 
 
 def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path, monkeypatch):

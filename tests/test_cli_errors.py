@@ -86,7 +86,10 @@ FLAGS = {
     "momentum-1": (["--model.momentum", "1"], ['"model.momentum"', "1 does not conform to restriction v>=0 and v<1"]),
     "reg-negative": (["--model.reg", "-1"], ['"model.reg"', "NonNegativeFloat"]),
     "samples-num-negative": (["--samples.num", "-1"], ['"samples.num"', "NonNegativeInt"]),
-    "batch-size-0": (["--data.batch_size", "0"], ['"data.batch_size"', "PositiveInt", "0 does not conform"]),
+    "batch-size-0": (
+        ["--data.batch_size", "0"],
+        ['"data.batch_size"', "PositiveInt", "does not conform to restriction v>0", "Given value: 0"],
+    ),
     "val-frac-negative": (
         ["--data.val_frac", "-0.1"],
         ['"data.val_frac"', "-0.1 does not conform to restriction v>0 and v<1"],
@@ -95,7 +98,7 @@ FLAGS = {
     "unknown-flag": (["--modl.lr", "3"], ["unknown flag --modl.lr", "did you mean --model.lr?"]),
     "abbreviated-flag": (["--max_epoch", "3"], ["unknown flag --max_epoch", "did you mean --max_epochs?"]),
     "stray-value": (["--max_epochs", "3", "4"], ["nrecognized arguments: 4"]),
-    "bad-choice": (["--data.mode", "bogus"], ['"data.mode"', "Literal['pairs', 'counts']", "Got value: bogus"]),
+    "bad-choice": (["--data.mode", "bogus"], ['"data.mode"', "Literal['auto', 'pairs', 'counts']", "Got value: bogus"]),
     "bad-strategy": (["--strategy", "bogus"], ["strategy='bogus'", "see python train.py --help"]),
     "num-nodes-0": (["--num_nodes", "0"], ["num_nodes", "see python train.py --help"]),
     "config-missing": (
@@ -157,16 +160,23 @@ def test_a_code_execution_payload_is_refused_without_running_it(workdir, words_f
     assert not marker.exists()
 
 
-def test_a_truncated_checkpoint_names_the_last_good_one(workdir, train, trained_here):
+def test_a_truncated_checkpoint_names_the_last_good_one(workdir, train, trained_here, tool):
     data = trained_here.read_bytes()
     trained_here.write_bytes(data[: len(data) // 2])  # as a crash in the middle of a save would leave it
     best = trained_here.with_name("best.ckpt")
     line = assert_refused(workdir, train("--ckpt_path", "last", "--max_epochs", "2"), runs_before=1)
-    assert f"{trained_here} is truncated or corrupt" in line and f"the last good checkpoint is {best}" in line
+    # best.ckpt holds the weights only: no resume from it, and the line says so
+    assert f"{trained_here} is truncated or corrupt" in line and f"({best} holds the weights only)" in line
     assert checkpoint_problem(best) is None
+    from bigram_lightning.tools.sample import main as sample_main
+
+    code, _, err = tool(sample_main, "--ckpt", str(trained_here))  # the tools take it: the line names it
+    assert code == 2 and f"the last good checkpoint is {best} (--ckpt {best})" in err
+    line = assert_refused(workdir, train("--ckpt_path", str(best)), "holds the weights only", runs_before=1)
     # corrupt in the middle rather than cut short
     damaged = bytearray(data)
-    damaged[len(data) // 3 : len(data) // 3 + 256] = bytes(256)
+    at = data.index(b"data.pkl") + 64  # inside the pickle record (zeroed tensor bytes would load: no checksum)
+    damaged[at : at + 256] = bytes(256)
     trained_here.write_bytes(bytes(damaged))
     assert_refused(workdir, train("--ckpt_path", str(trained_here)), "is truncated or corrupt", runs_before=1)
     trained_here.write_bytes(b"")
@@ -198,19 +208,20 @@ def test_a_resume_that_would_change_the_split_or_the_optimizer_is_refused(workdi
     )
     assert line.endswith("--data.val_frac 0.1 --data.test_frac 0.1: resume with the same split, or start a new run")
     assert_refused(workdir, train(*resume, "--data.test_frac", "0.2"), "split its words with", runs_before=1)
-    line = assert_refused(workdir, train(*resume, "--model.optimizer", "adam"), "--model.optimizer sgd", runs_before=1)
-    assert line.endswith("resume with it, or start a new run with adam")
+    line = assert_refused(workdir, train(*resume, "--model.optimizer", "sgd"), "--model.optimizer adam", runs_before=1)
+    assert line.endswith("resume with it, or start a new run with sgd")
     with open(workdir / "words.txt", "a") as f:
         f.write("zzyzx\n")
     assert_refused(workdir, train(*resume), "was trained on words.txt as it was then", "SHA-256", runs_before=1)
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(workdir, words_file, train):
-    """lr_decay 1e9: epoch 0 trains at lr 20, epoch 1 at 2e10. The run stops at the first exploded loss; the
-    checkpoint of epoch 0 is neither overwritten nor damaged."""
+    """SGD whose lr grows from 1 to 1e12 over 200 steps (--model.lr_decay 1e12, counted in steps): the run stops at
+    the first exploded loss; the checkpoint of epoch 0 (lr up to 42) is neither overwritten nor damaged."""
+    sgd = ["--model.optimizer", "sgd", "--model.lr", "1", "--data.batch_size", "128", "--model.lr_decay", "1e12"]
     line = assert_refused(
         workdir,
-        train("--data.path", "words.txt", "--max_epochs", "4", "--model.lr_decay", "1e9"),
+        train("--data.path", "words.txt", "--max_epochs", "8", *sgd),
         "training diverged at step",
         "lower --model.lr",
         "is intact",
@@ -220,7 +231,8 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(workdir, words
     last = run / "checkpoints" / "last.ckpt"
     assert str(last.relative_to(workdir)) in line and checkpoint_problem(last) is None
     ckpt = torch.load(last, weights_only=True)
-    assert ckpt["epoch"] == 0 and torch.isfinite(ckpt["state_dict"]["W"]).all()
+    diverged = int(line.split("diverged at step ")[1].split()[0])
+    assert 0 < ckpt["global_step"] < diverged and torch.isfinite(ckpt["state_dict"]["W"]).all()
 
 
 def test_a_run_that_diverges_before_any_checkpoint_leaves_no_run(workdir, words_file, train):

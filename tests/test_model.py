@@ -61,7 +61,7 @@ def test_emma_loss_matches_the_notebook():
 
 
 def test_ten_gradient_steps_through_the_trainer_match_the_notebook():
-    model = BigramLM(vocab=ITOS, lr=0.1, momentum=0.0, lr_decay=1.0)
+    model = BigramLM(vocab=ITOS, optimizer="sgd", lr=0.1, momentum=0.0, lr_decay=1.0, reg=0.0)
     recorder = RecordLoss()
     tiny_trainer(max_steps=10, callbacks=[recorder]).fit(
         model, train_dataloaders=DataLoader([emma_batch()], batch_size=None)
@@ -90,7 +90,7 @@ def test_reg_is_added_to_the_objective_but_not_to_the_logged_nll():
 
 
 def test_the_optimizer_is_sgd_with_momentum_or_adam():
-    sgd = BigramLM(vocab=ITOS, lr=20.0, momentum=0.9).configure_optimizers()["optimizer"]
+    sgd = BigramLM(vocab=ITOS, optimizer="sgd", lr=20.0, momentum=0.9).configure_optimizers()["optimizer"]
     adam = BigramLM(vocab=ITOS, optimizer="adam", lr=0.5).configure_optimizers()["optimizer"]
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 0.5

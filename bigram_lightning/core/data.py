@@ -1,8 +1,7 @@
 """The LightningDataModule: the words split into train/val/test, their bigram pairs, and one-hot batches."""
 
 import math
-import re
-from typing import Literal
+from typing import Literal, Union
 
 import lightning as L
 import torch
@@ -15,35 +14,39 @@ from bigram_lightning.core.counts import bigram_counts, count_nll, net_nll
 from bigram_lightning.core.errors import UserError
 from bigram_lightning.core.vocab import Vocab
 
-# a B×V one-hot batch is built dense up to this many cells (names.txt: 4,096 × 27), sparse beyond: at 4,096 × 250
-# the sparse step takes 3 ms where the dense one takes 12, and a dense 4,096 × 10,000 batch would be 160 MB
+# one-hot batches dense up to this many cells (4,096 × 27), sparse beyond: 4× faster at 4,096 × 250, bounded at V=10k
 DENSE_CELLS = 1 << 17
+# batch auto: 4,096 pairs, or more for an epoch of ≤ 48 steps (a 4,096 batch left a dictionary's rows 0.03 off)
+MIN_BATCH = 4096
+EPOCH_STEPS = 48
+EVAL_CELLS = 1 << 22  # val and test take the rows of the identity this many cells at a time (V = 10,001: 419 rows)
 
 
 class BigramDataModule(L.LightningDataModule):
     def __init__(
         self,
         path: str = "data/names.txt",
-        batch_size: PositiveInt = 4096,
+        batch_size: Union[PositiveInt, Literal["auto"]] = "auto",
         val_frac: OpenUnitInterval = 0.1,
         test_frac: OpenUnitInterval = 0.1,
         seed: int = 2147483647,
-        mode: Literal["pairs", "counts"] = "pairs",
-        steps_per_epoch: PositiveInt = 100,
+        mode: Literal["auto", "pairs", "counts"] = "auto",
+        steps_per_epoch: PositiveInt = 25,
     ) -> None:
         """Bigram pairs of a word list, split by word into train/val/test.
 
         Args:
             path: UTF-8 text file, one word per line.
             batch_size: pairs per training step on each device; one at least as large as the training split
-                trains full-batch, the notebooks' recipe.
+                trains full-batch, the notebooks' recipe. auto: 4,096, or more so that an epoch takes at most 48.
             val_frac: fraction of the words held out for validation.
             test_frac: fraction of the words held out for the final test.
             seed: seeds the word split and the order of the training pairs in each epoch.
             mode: pairs: minibatches of one-hot pairs, as in the notebooks. counts: every step sees the whole split
                 as the V one-hot rows of the identity with their bigram counts as targets: the exact full-batch
-                loss and gradient, in O(V²) whatever the corpus.
-            steps_per_epoch: training steps per epoch in counts mode.
+                loss and gradient, in O(V²) whatever the corpus. auto: counts where V² exceeds the training pairs
+                (a large alphabet, a short list), else pairs.
+            steps_per_epoch: training steps per epoch in counts mode (each is a full pass over the pairs).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +61,8 @@ class BigramDataModule(L.LightningDataModule):
         check_split(self.num_words(), val_frac, test_frac)
         self.streams: dict[str, torch.Tensor] = {}  # per split: its token stream '.w1.w2.…'
         self.counts: dict[str, torch.Tensor] = {}  # per split: its V×V bigram counts N
+        self.mode = mode  # (auto: resolved in setup, as the batch size)
+        self.batch_size = batch_size
 
     def read_vocab(self) -> Vocab:
         """The notebook's `words = open('names.txt', 'r').read().splitlines()` and its vocabulary."""
@@ -80,28 +85,35 @@ class BigramDataModule(L.LightningDataModule):
         )
         V = len(self.vocab)
         self.counts = {split: bigram_counts(x[:-1], x[1:], V) for split, x in self.streams.items()}
+        n = self.num_pairs("train")
+        if self.mode == "auto":
+            self.mode = "counts" if V * V > n else "pairs"
+        if self.batch_size == "auto":
+            self.batch_size = max(MIN_BATCH, math.ceil(n / EPOCH_STEPS))
 
     def train_dataloader(self) -> DataLoader:
-        if self.hparams.mode == "counts":
-            return self.counts_loader("train", self.hparams.steps_per_epoch, ResumableLoader)
+        seed = self.hparams.seed
+        if self.mode == "counts":  # one index a step: each batch is the whole split
+            sampler = BatchIndexSampler(self.hparams.steps_per_epoch, 1, shuffle=False, seed=seed)
+            return ResumableLoader(WholeSplit(self.counts["train"]), sampler=sampler, batch_size=None)
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
-        n, batch_size, seed = self.num_pairs("train"), self.hparams.batch_size, self.hparams.seed
-        sampler = BatchIndexSampler(n, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world)
+        n = self.num_pairs("train")
+        sampler = BatchIndexSampler(n, self.batch_size, shuffle=True, seed=seed, rank=rank, world_size=world)
         # batch_size=None: the sampler yields whole batches (index tensors), the dataset slices them
         return ResumableLoader(PairBatches(self.streams["train"]), sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return self.counts_loader("val", 1, DataLoader)
+        return self.rows_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.counts_loader("test", 1, DataLoader)
+        return self.rows_loader("test")
 
-    def counts_loader(self, stage: str, steps: int, loader: type[DataLoader]) -> DataLoader:
-        """`steps` batches of the whole split: every character once, with the split's counts of what follows it.
-        Val and test are evaluated so, exactly, in O(V²) whatever the corpus."""
-        sampler = BatchIndexSampler(steps, 1, shuffle=False, seed=self.hparams.seed)
-        return loader(WholeSplit(self.counts[stage]), sampler=sampler, batch_size=None)
+    def rows_loader(self, stage: str) -> DataLoader:
+        """Every character once, with its counts of what follows it: the split exactly, in O(V²), in blocks of rows."""
+        V = len(self.vocab)
+        sampler = BatchIndexSampler(V, max(1, EVAL_CELLS // V), shuffle=False, seed=self.hparams.seed)
+        return DataLoader(CountRows(self.counts[stage]), sampler=sampler, batch_size=None)
 
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
         # on the device: the character ids become the notebook's one-hot rows, xenc = F.one_hot(xs, V).float()
@@ -112,12 +124,6 @@ class BigramDataModule(L.LightningDataModule):
 
     def num_pairs(self, stage: str) -> int:
         return len(self.streams[stage]) - 1
-
-    def in_train(self, names: list[str]) -> list[bool]:
-        """Whether each name is a word of the training split (sampled names that are not count as new)."""
-        known = [all(ch in self.vocab.stoi for ch in name) for name in names]
-        ids = [[self.vocab.stoi[ch] for ch in name] if ok else [] for name, ok in zip(names, known)]
-        return [ok and found for ok, found in zip(known, contains_words(self.streams["train"], ids))]
 
     def net_nll(self, W: torch.Tensor, stage: str) -> float:
         """NLL on `stage` of the net with weights W, exactly, from the split's bigram counts in O(V²)."""
@@ -133,10 +139,10 @@ def one_hot(xs: torch.Tensor, V: int) -> torch.Tensor:
     if len(xs) * V <= DENSE_CELLS:
         return F.one_hot(xs, V).float()
     rows = torch.arange(len(xs), device=xs.device)
-    ones = torch.ones(len(xs), device=xs.device)
-    size = (len(xs), V)
-    # (one entry a row, rows in order: coalesced by construction)
-    return torch.sparse_coo_tensor(torch.stack([rows, xs]), ones, size, is_coalesced=True, check_invariants=False)
+    ones = torch.ones(len(xs), device=xs.device)  # (one entry a row, rows in order: coalesced by construction)
+    return torch.sparse_coo_tensor(
+        torch.stack([rows, xs]), ones, (len(xs), V), is_coalesced=True, check_invariants=False
+    )
 
 
 class PairBatches(Dataset):
@@ -150,6 +156,17 @@ class PairBatches(Dataset):
     def __getitem__(self, item: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         idx, n_step = item
         return self.xs[idx], self.ys[idx], n_step
+
+
+class CountRows(Dataset):
+    """`dataset[(rows, n)]` -> (rows, their counts N[rows] of what follows each, as soft targets)."""
+
+    def __init__(self, N: torch.Tensor) -> None:
+        self.N = N
+
+    def __getitem__(self, item: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, _ = item
+        return rows, self.N[rows].float()
 
 
 class WholeSplit(Dataset):
@@ -201,16 +218,3 @@ def split_sizes(n: int, val_frac: float, test_frac: float) -> list[int]:
     val = int(val_frac * n)
     test = int(test_frac * n)
     return [n - val - test, val, test]
-
-
-def contains_words(stream: torch.Tensor, words: list[list[int]]) -> list[bool]:
-    """Whether each word (token ids) occurs in the stream as '.word.', by a search of its bytes: no set of words."""
-    hay = memoryview(stream.numpy()).cast("B")  # the stream's bytes, not a copy of them
-    found = []
-    for ids in words:
-        needle = re.compile(re.escape(torch.tensor([0, *ids, 0], dtype=stream.dtype).numpy().tobytes()))
-        match = needle.search(hay)
-        while match and match.start() % stream.element_size():  # a match must start on a token (int32 streams)
-            match = needle.search(hay, match.start() + 1)
-        found.append(match is not None)
-    return found

@@ -47,14 +47,25 @@ def checkpoint_problem(path: Path) -> Optional[str]:
     return problem if isinstance(problem, str) else None
 
 
-def read_checkpoint(path: Path, flag: str = "--ckpt") -> dict:
-    """A train.py checkpoint, or a UserError that says what is wrong with it and names the newest good one beside it."""
+def resumable(path: Path, resume: bool) -> bool:
     raw = load_checkpoint(path)
+    return isinstance(raw, dict) and (not resume or "optimizer_states" in raw)
+
+
+def read_checkpoint(path: Path, flag: str = "--ckpt", resume: bool = False) -> dict:
+    """A train.py checkpoint, or a UserError that says what is wrong with it and names the newest good one beside it.
+    `resume`: one that holds what a resume needs (last.ckpt; best.ckpt holds the weights only)."""
+    raw = load_checkpoint(path)
+    if isinstance(raw, dict) and resume and "optimizer_states" not in raw:
+        raw = "holds the weights only (as best.ckpt does), not the optimizer's and the loops' state a resume needs"
     if isinstance(raw, dict):
         return raw
     others = sorted(path.parent.glob("*.ckpt"), key=lambda p: -p.stat().st_mtime)
-    good = next((p for p in others if p != path and checkpoint_problem(p) is None), None)
+    good = next((p for p in others if p != path and resumable(p, resume)), None)
     hint = f"pass a checkpoint train.py wrote ({flag} last, or runs/<time>/checkpoints/last.ckpt)"
+    weights = next((p for p in others if p != path and resumable(p, False)), None)
+    if resume and good is None and weights is not None:
+        hint = f"no checkpoint beside it can resume the run ({weights} holds the weights only): start a new run"
     if good:
         hint = f"the last good checkpoint is {good} ({flag} {good})"
     raise UserError(f"{path} {raw}: {hint}")

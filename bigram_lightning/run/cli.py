@@ -2,11 +2,12 @@
 
 import difflib
 import logging
+import math
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Optional
 
 # W&B before torch and Lightning: wandb.init imports W&B's public API, whose pydantic models look up their
 # docstrings through inspect.getmodule, a scan of sys.modules; done here, 0.2 s instead of 0.7 s (issue 12)
@@ -15,53 +16,26 @@ import wandb.apis.public
 # isort: split
 import lightning as L
 from jsonargparse import ActionYesNo
-from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from bigram_lightning.core.model import BigramLM, Seed
+from bigram_lightning.core.model import BigramLM
 from bigram_lightning.datafile import WordFileDataModule
 from bigram_lightning.run import callbacks as cb
 from bigram_lightning.run.checkpoint_io import AtomicCheckpointIO, checkpoint_callbacks
 from bigram_lightning.run.checkpoints import check_resume, read_checkpoint
 from bigram_lightning.run.errors import UserError, check_trainer
+from bigram_lightning.run.flags import FLAGS, PATIENCE, SHORTCUTS, SWITCHES, TRAINER_DEFAULTS, VAL_EVERY
 from bigram_lightning.run.phases import PhaseClock
 from bigram_lightning.run.runs import open_run, resume_target, run_dir_for
-from bigram_lightning.run.tracking import Tag, WandbRun, wandb_logger
+from bigram_lightning.run.stopping import StopOnDivergence, StopWhenFlat
+from bigram_lightning.run.tracking import WandbRun, wandb_logger
 
 # the shipped configs: package data in an installed wheel, the top-level configs/ in a checkout
 PACKAGE = Path(__file__).resolve().parents[1]
 CONFIGS = next(p for p in (PACKAGE / "configs", PACKAGE.parent / "configs") if p.is_dir())
-# the project's own flags, and the Trainer flags that also work without the `trainer.` prefix (`--accelerator gpu`)
-FLAGS = {
-    "seed": (Seed, 2147483647, "seeds W's initialisation, the split, the batch order and the samples"),
-    "ckpt_path": (Optional[str], None, "resume: 'last' (the newest run), a run directory or a checkpoint"),
-    "checkpoint_every_n_steps": (NonNegativeInt, 0, "also save last.ckpt every N steps (0: at epoch ends only)"),
-    "runs_dir": (str, "runs", "one directory per run"),
-    "logger": (Literal["wandb", "csv", "none"], "wandb", "where metrics go: W&B, metrics.csv or none"),
-    "pictures": (bool, True, "draw the bigram grid and the loss curve at the end"),
-    "early_stopping": (bool, True, "stop after an epoch that improves val NLL by < 0.001 (false: all max_epochs)"),
-    "wandb.project": (str, "bigram-lightning", "W&B project"),
-    "wandb.mode": (Literal["auto", "online", "offline", "disabled"], "auto", "auto: online with a key and a server"),
-    "wandb.name": (Optional[str], None, "W&B run name (null: the run directory's)"),
-    "wandb.tags": (list[Tag], [], "W&B tags of 1 to 64 characters, as in --wandb.tags '[a, b]'"),
-}
-SHORTCUTS = {
-    "accelerator": (str, "auto", "cpu, gpu, mps, auto (the best available), …"),
-    "devices": (Union[int, str, list[int]], "auto", "how many devices (or which) to train on"),
-    "strategy": (str, "auto", "auto, ddp, …: how the devices share the work"),
-    "num_nodes": (int, 1, "machines in distributed training"),
-    "precision": (Optional[str], None, "32-true (default), bf16-mixed, 16-mixed, 64-true"),
-    "max_epochs": (int, 10, "passes over the training data"),
-}
-SWITCHES = {
-    "wandb.log_model": "upload the best and last checkpoints to W&B as an artifact at the end (online runs only)",
-    "quiet": "for logs and CI: no progress bar, samples or Lightning/W&B chatter: the final table and errors only",
-}
-
-
 USAGE = "python train.py [--config FILE] [--data.path FILE] [--max_epochs N] [--accelerator gpu] [...]"
 
 
@@ -85,7 +59,7 @@ class BigramCLI(LightningCLI):
                 # never seed the global RNGs: every draw has a generator seeded by --seed
                 seed_everything_default=False,
                 auto_configure_optimizers=False,
-                trainer_defaults={"use_distributed_sampler": False, "num_sanity_val_steps": 0, "log_every_n_steps": 10},
+                trainer_defaults=TRAINER_DEFAULTS,
                 parser_kwargs={
                     "default_config_files": [str(CONFIGS / "default.yaml")],
                     "description": "Train makemore's bigram neural net on a word list, then test it.",
@@ -159,9 +133,13 @@ class BigramCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         check_trainer(self.config.trainer)
         # a checkpoint to resume is vetted before the data is read: a damaged one is named with a good one beside it
-        self.ckpt = read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path") if self.config.ckpt_path else {}
+        self.ckpt = (
+            read_checkpoint(Path(self.config.ckpt_path), "--ckpt_path", resume=True) if self.config.ckpt_path else {}
+        )
         # stdout that is not a terminal (a log file, CI): no live bar redrawn with carriage returns, a line an epoch
         self.epoch_lines = not sys.stdout.isatty() and self.config.trainer.enable_progress_bar is None
+        if self.config.max_epochs is not None and self.config.trainer.max_steps == TRAINER_DEFAULTS["max_steps"]:
+            self.config.trainer.max_steps = -1  # an exact length asked for: all of its epochs
         if self.config.quiet:
             self.config.trainer.enable_progress_bar = False
             self.config.trainer.enable_model_summary = False
@@ -180,6 +158,8 @@ class BigramCLI(LightningCLI):
         if self.config.logger == "wandb":
             logger = wandb_logger(self.config.wandb, self.run_dir, info["wandb_id"], self.config.quiet)
         kwargs = dict(kwargs, enable_progress_bar=bar, default_root_dir=str(self.run_dir))
+        if trainer.val_check_interval is None and trainer.check_val_every_n_epoch == 1:  # (unless the user chose)
+            kwargs.update(val_check_interval=self.val_every, check_val_every_n_epoch=None)
         try:
             return super().instantiate_trainer(logger=logger, callbacks=callbacks, plugins=plugins, **kwargs)
         except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:  # the Trainer refuses a setting
@@ -197,6 +177,16 @@ class BigramCLI(LightningCLI):
         config = self.parser.dump(self.config) if rank_zero_only.rank == 0 else None  # (one process writes it)
         return open_run(self.run_dir, self.new_run, self.restart is not None, wandb_id, config)
 
+    @property
+    def val_every(self) -> int:
+        """Steps between validations: every step when each sees the whole training split, else every epoch or
+        VAL_EVERY steps, whichever comes first."""
+        dm = self.datamodule
+        dm.setup("fit")  # (the split decides the mode and the batch size; done once)
+        if dm.mode == "counts" or dm.batch_size >= dm.num_pairs("train"):
+            return 1
+        return min(math.ceil(dm.num_pairs("train") / dm.batch_size), VAL_EVERY)
+
     def run_callbacks(self, wandb_id: str, bar: bool) -> list[L.Callback]:
         """The callbacks around the step, in the order they run."""
         losses = cb.LossHistory(self.epoch_lines and not self.config.quiet)
@@ -205,7 +195,8 @@ class BigramCLI(LightningCLI):
         callbacks = [
             WandbRun(wandb_id, self.config.as_dict()),
             cb.CountBaseline(),
-            cb.StopOnDivergence(),
+            StopOnDivergence(),
+            cb.EpochNumber(),
             losses,
             self.clock,
             self.best,
@@ -215,12 +206,15 @@ class BigramCLI(LightningCLI):
             callbacks.append(cb.ProgressBar())
         if self.config.pictures:
             callbacks.append(cb.DrawPictures(losses))
-        callbacks.append(cb.StopWhenFlat(self.config.early_stopping))
+        early = self.config.early_stopping and self.config.max_epochs is None
+        val_every = self.val_every
+        callbacks.append(StopWhenFlat(early, val_every, max(PATIENCE, 2 * val_every)))
         return callbacks
 
     def discard_run(self, exit_code: int = 2, keep: bool = False) -> None:
         """Close the W&B run; unless `keep`, remove a run directory this command made that holds no checkpoint."""
         if wandb.run is not None:
             wandb.run.finish(exit_code=exit_code)
-        if not keep and getattr(self, "new_run", False) and not (self.run_dir / "checkpoints").exists():
+        saved = getattr(self, "new_run", False) and any((self.run_dir / "checkpoints").glob("*.ckpt"))
+        if not keep and getattr(self, "new_run", False) and not saved:
             shutil.rmtree(self.run_dir, ignore_errors=True)

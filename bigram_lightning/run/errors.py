@@ -153,8 +153,9 @@ IGNORED = (
 
 
 def not_for_this_project(record: logging.LogRecord) -> bool:
-    """Lightning's advert for its logging service, and its TPU line on machines without TPUs."""
-    return not any(s in record.getMessage() for s in ("litlogger", "TPU available"))
+    """Lightning's advert for its logging service, its TPU line on machines without TPUs, and its note on the
+    validation interval train.py chose."""
+    return not any(s in record.getMessage() for s in ("litlogger", "TPU available", "was configured so validation"))
 
 
 def quiet_startup() -> None:

@@ -40,6 +40,7 @@ def main(args: Optional[list[str]] = None, start: Optional[float] = None) -> int
         trainer.fit(model, datamodule=dm, ckpt_path=cli.config.ckpt_path, weights_only=True)
         if cli.config.pictures:  # (else the pictures' phase is 0, and fit's last moments count in the test's)
             cli.clock.mark("pictures")
+        cli.final_train_nll = dm.net_nll(model.W, "train")  # the final W's (the test loads best.ckpt's into the model)
         best = cli.best.best_model_path or None  # None: fit never validated; the final W is tested
         with signals_noted(trainer):  # a SIGTERM or Ctrl-C during the test stops the run after it
             if not trainer.received_sigterm:

@@ -16,6 +16,7 @@ from bigram_lightning.run import INTERRUPTED_WHILE_STARTING
 from bigram_lightning.run.callbacks import DrawPictures
 from bigram_lightning.run.errors import NO_ROOM, Stopped, reader_gone
 from bigram_lightning.run.files import write_atomic
+from bigram_lightning.run.stopping import StopWhenFlat, epochs_trained
 
 
 def shown(path) -> str:
@@ -39,7 +40,7 @@ def report(cli, tested: dict) -> int:
     pictures = next((c for c in trainer.callbacks if isinstance(c, DrawPictures)), None)
     summary = results(cli, tested)
     summary |= {
-        "epochs": trainer.current_epoch,
+        "epochs": epochs_trained(trainer),
         "global_step": trainer.global_step,
         "best_ckpt": absolute(cli.best.best_model_path or None),
         "last_ckpt": absolute(last) if last.is_file() else None,  # (None: not one step, as under --trainer.max_time)
@@ -64,6 +65,8 @@ def report(cli, tested: dict) -> int:
     print(f"gaps: {train_gap}, val - train {summary['val_gap']:.4f}")
     for line in hints(cli, summary):
         print(f"hint: {line}")
+    for line in notes(summary):
+        print(f"note: {line}")
     best_line = "none (training ended before its first validation: the final W was tested)"
     if summary["best_ckpt"]:
         best_line = shown(summary["best_ckpt"])
@@ -75,12 +78,12 @@ def report(cli, tested: dict) -> int:
 
 
 def results(cli, tested: dict) -> dict:
-    """The NLLs: the final W's on train (exactly, from the split's counts), best.ckpt's on val and test (the model the
-    test and the tools use), beside the count models'."""
+    """The NLLs: the final W's on train (exactly, from the split's counts, before the test loaded best.ckpt),
+    best.ckpt's on val and test (the model the test and the tools use), beside the count models'."""
     dm = cli.datamodule
     best = cli.best
     summary = {
-        "train_loss": dm.net_nll(cli.model.W, "train"),
+        "train_loss": cli.final_train_nll,
         "train_count_nll": dm.count_nll("train"),
         "train_count_nll_unsmoothed": dm.count_nll("train", smoothing=0),
         # best.ckpt's, as the Trainer logged it; or the final W's, when training ended before its first validation
@@ -99,21 +102,41 @@ def results(cli, tested: dict) -> dict:
 
 
 def hints(cli, summary: dict) -> list[str]:
-    reg = cli.model.hparams.reg  # (smoothing keeps the net from the count model on purpose)
-    found = []
-    if summary["train_gap"] > 0.05 and reg == 0:
-        found.append(
-            f"training is {summary['train_gap']:.2f} nats from the count model: train longer (--max_epochs, "
-            "--early_stopping false), raise --model.lr, or use --data.mode counts"
-        )
-    if summary["val_gap"] > 0.1:
-        # the term is a mean over V² weights: the same pull per weight as the notebooks' 0.01 at V = 27
-        suggested = 0.01 * (len(cli.datamodule.vocab) / 27) ** 2
-        found.append(
-            f"val NLL is {summary['val_gap']:.2f} nats above train: the net overfits; smooth it with --model.reg "
-            f"(e.g. {max(suggested, 2 * reg):.3g})"
-        )
-    return found
+    """At most one diagnosis, judged against what the run optimises: under-fit (training ended while val NLL was
+    still falling) first; over-fit (val far above the +1 count model's) only once training has converged."""
+    trainer = cli.trainer
+    model = cli.model
+    stopper = next(c for c in trainer.callbacks if isinstance(c, StopWhenFlat))
+    step = trainer.global_step
+    early = stopper.enabled and stopper.stopped_step == step > 0
+    # converged: stopped by val, the lr fallen all the way, or (no smoothing) at the count model, its optimum
+    converged = early or step >= model.hparams.decay_steps or (model.reg_weight == 0 and summary["train_gap"] < 0.01)
+    behind = summary["val_loss"] - summary["val_count_nll"]
+    if not converged and behind > 0.05:
+        more = f"--ckpt_path last --trainer.max_steps {max(2 * step, model.hparams.decay_steps)}"
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            more = f"--ckpt_path last --max_epochs {2 * trainer.max_epochs}"
+        return [
+            f"training ended at step {step} with val NLL still {behind:.2f} nats above the count model's and the lr "
+            f"still falling: train on with {more}"
+        ]
+    if converged and behind > 0.05:
+        reg = max(2 * model.reg_weight, 0.01 * (len(cli.datamodule.vocab) / 27) ** 2)
+        return [
+            f"val NLL is {behind:.2f} nats above the +1 count model's: the net fits its training words more closely "
+            f"than they carry over; smooth it more with --model.reg {reg:.3g} (now {model.reg_weight:.3g})"
+        ]
+    return []
+
+
+def notes(summary: dict) -> list[str]:
+    if summary["val_loss"] <= summary["uniform_nll"]:
+        return []
+    return [
+        f"val NLL {summary['val_loss']:.4f} is above the uniform model's, log V = {summary['uniform_nll']:.4f}: on "
+        f"this list no model predicts held-out words better than chance (the +1 count model: "
+        f"{summary['val_count_nll']:.4f}); a longer list would"
+    ]
 
 
 def finish_wandb(cli, summary: dict) -> str:
@@ -195,10 +218,10 @@ def interrupted(cli) -> str:
     if getattr(cli, "trainer", None) is None:
         return INTERRUPTED_WHILE_STARTING
     runs = f" --runs_dir {shlex.quote(cli.config.runs_dir)}" if cli.config.runs_dir != "runs" else ""
-    step, epoch = cli.trainer.global_step, cli.trainer.current_epoch
-    return (
-        f"interrupted at step {step} (epoch {epoch}): {saved(cli)}: resume with python train.py --ckpt_path last{runs}"
-    )
+    step = cli.trainer.global_step
+    epoch = epochs_trained(cli.trainer)
+    resume = f"python train.py --ckpt_path last{runs}"
+    return f"interrupted at step {step} (epoch {epoch:g}): {saved(cli)}: resume with {resume}"
 
 
 def cannot_write(cli, e: OSError) -> Optional[str]:
