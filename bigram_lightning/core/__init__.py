@@ -1,12 +1,12 @@
 """makemore part 1, the bigram neural net, as a LightningModule and a LightningDataModule. Read in this order:
 
-    vocab.py      '.' then the corpus's sorted characters: stoi, itos; words -> the stream of bigram pairs
+    vocab.py      '.' then the corpus's sorted characters: stoi, itos; words -> the stream of bigram pairs;
+                  UserError, the data's problems named with their fix
     counts.py     the count model: N, P = (N + 1) / row sums, and NLLs from counts
     model.py      BigramLM: W, logits = xenc @ W, softmax and the NLL of the next character (F.cross_entropy)
     data.py       BigramDataModule: the words split train/val/test, one-hot batches xenc (F.one_hot)
     sampling.py   names drawn a character at a time with torch.multinomial, as the notebook does
     batches.py    which pairs each step takes: shuffled per epoch, split across devices, resumable mid-epoch
-    errors.py     UserError: the data's problems, named with their fix
 
 Nothing here imports the rest of the package: the run's machinery (bigram_lightning.run) and the tools
 (bigram_lightning.tools) are built around it.

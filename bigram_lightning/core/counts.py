@@ -26,24 +26,26 @@ def count_logprobs(N: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
 
 def nll_from_counts(logprobs: torch.Tensor, N: torch.Tensor) -> float:
     """Mean NLL over every pair counted in N, given log-probabilities; 0·log 0 counts as 0."""
-    return nll_by_rows(lambda rows: logprobs[rows], N)
+    return nlls_by_rows(lambda rows: logprobs[rows], [N])[0]
 
 
-def net_nll(W: torch.Tensor, N: torch.Tensor) -> float:
-    """Mean NLL of the net with weights W over every pair counted in N: -Σ N ⊙ log softmax(W) / Σ N."""
-    return nll_by_rows(lambda rows: W[rows].detach().double().log_softmax(dim=1), N)
+def net_nll(W: torch.Tensor, *Ns: torch.Tensor) -> list[float]:
+    """Mean NLL of the net with weights W over every pair counted in each N: -Σ N ⊙ log softmax(W) / Σ N (one
+    log-softmax of W for all of them)."""
+    return nlls_by_rows(lambda rows: W[rows].detach().double().log_softmax(dim=1), Ns)
 
 
 def count_nll(N_train: torch.Tensor, N: torch.Tensor, smoothing: float = 1.0) -> float:
     """Mean NLL over the pairs counted in N of the count model built from N_train."""
-    return nll_by_rows(lambda rows: count_logprobs(N_train[rows], smoothing), N)
+    return nlls_by_rows(lambda rows: count_logprobs(N_train[rows], smoothing), [N])[0]
 
 
-def nll_by_rows(logprobs_of, N: torch.Tensor) -> float:
-    total = torch.zeros((), dtype=torch.float64)
-    for start in range(0, len(N), ROWS):
+def nlls_by_rows(logprobs_of, Ns) -> list[float]:
+    totals = [torch.zeros((), dtype=torch.float64) for _ in Ns]
+    for start in range(0, len(Ns[0]), ROWS):
         rows = slice(start, start + ROWS)
         logprobs = logprobs_of(rows).double()
-        n = N[rows].to(logprobs.device, torch.float64)
-        total += torch.where(n > 0, n * logprobs, 0.0).sum().cpu()
-    return float(-total / N.sum())
+        for total, N in zip(totals, Ns):
+            n = N[rows].to(logprobs.device, torch.float64)
+            total += torch.where(n > 0, n * logprobs, 0.0).sum().cpu()
+    return [float(-total / N.sum()) for total, N in zip(totals, Ns)]

@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bigram_lightning.core.batches import BatchIndexSampler, ResumableLoader
 from bigram_lightning.core.counts import bigram_counts, count_nll, net_nll
-from bigram_lightning.core.errors import UserError
-from bigram_lightning.core.vocab import Vocab
+from bigram_lightning.core.vocab import UserError, Vocab
 
 # one-hot batches dense up to this many cells (4,096 × 27), sparse beyond: 4× faster at 4,096 × 250, bounded at V=10k
 DENSE_CELLS = 1 << 17
@@ -55,12 +54,12 @@ class BigramDataModule(L.LightningDataModule):
                 f"--data.val_frac ({val_frac}) and --data.test_frac ({test_frac}) must each lie in (0, 1) "
                 "and sum to less than 1"
             )
-        # read here, not in setup: W is V×V, and LightningCLI links the vocabulary to the model; a list too short
-        # for its splits is refused before anything else starts
+        # read here, not in setup: W is V×V, and LightningCLI links the vocabulary to the model
         self.vocab = self.read_vocab()
         check_split(self.num_words(), val_frac, test_frac)
         self.streams: dict[str, torch.Tensor] = {}  # per split: its token stream '.w1.w2.…'
         self.counts: dict[str, torch.Tensor] = {}  # per split: its V×V bigram counts N
+        self.count_nlls: dict[tuple, float] = {}
         self.mode = mode  # (auto: resolved in setup, as the batch size)
         self.batch_size = batch_size
 
@@ -70,7 +69,7 @@ class BigramDataModule(L.LightningDataModule):
             self.words = [w for w in f.read().splitlines() if w]
         return Vocab.of_words(self.words)
 
-    def num_words(self) -> int:
+    def num_words(self) -> int:  # (before setup: the split is checked before anything else starts)
         return len(self.words)
 
     def read_tokens(self) -> torch.Tensor:
@@ -125,13 +124,17 @@ class BigramDataModule(L.LightningDataModule):
     def num_pairs(self, stage: str) -> int:
         return len(self.streams[stage]) - 1
 
-    def net_nll(self, W: torch.Tensor, stage: str) -> float:
-        """NLL on `stage` of the net with weights W, exactly, from the split's bigram counts in O(V²)."""
-        return net_nll(W, self.counts[stage])
+    def net_nll(self, W: torch.Tensor, *stages: str) -> float | list[float]:
+        """NLL on each stage of the net with weights W, exactly, from the splits' bigram counts in O(V²)."""
+        nlls = net_nll(W, *(self.counts[stage] for stage in stages))
+        return nlls[0] if len(stages) == 1 else nlls
 
     def count_nll(self, stage: str, smoothing: float = 1.0) -> float:
-        """NLL on `stage` of the count model built from the training split: the optimum the net approaches."""
-        return count_nll(self.counts["train"], self.counts[stage], smoothing)
+        """NLL on `stage` of the count model built from the training split: the optimum the net approaches (computed
+        once: each validation asks, and at V = 10,001 it takes seconds)."""
+        if (stage, smoothing) not in self.count_nlls:
+            self.count_nlls[stage, smoothing] = count_nll(self.counts["train"], self.counts[stage], smoothing)
+        return self.count_nlls[stage, smoothing]
 
 
 def one_hot(xs: torch.Tensor, V: int) -> torch.Tensor:

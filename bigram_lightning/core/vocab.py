@@ -3,9 +3,11 @@ sorted order. stoi maps a character to its id, itos an id to its character."""
 
 import torch
 
-from bigram_lightning.core.errors import UserError
-
 BOUNDARY = "."
+
+
+class UserError(ValueError):
+    """A mistake in the user's input (here: the data), printed by train.py and the tools as one line with the fix."""
 
 
 class Vocab:

@@ -95,7 +95,8 @@ class LossHistory(L.Callback):
         dm = trainer.datamodule
         step = trainer.global_step
         row = {"step": step, "epoch": epochs_trained(trainer)}
-        row |= {"train_nll": dm.net_nll(pl_module.W, "train"), "val_nll": dm.net_nll(pl_module.W, "val")}
+        train_nll, val_nll = dm.net_nll(pl_module.W, "train", "val")
+        row |= {"train_nll": train_nll, "val_nll": val_nll}
         row["val_count_nll"] = dm.count_nll("val")
         self.history = [r for r in self.history if r.get("step", -1) < step] + [row]
 

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import torch
 
-from bigram_lightning.core.errors import UserError
+from bigram_lightning.core.vocab import UserError
 
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only place: the user's to fix
 

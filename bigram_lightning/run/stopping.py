@@ -36,9 +36,9 @@ class StopOnDivergence(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # before best.ckpt's save (Lightning runs checkpoint callbacks last), which holds the weights only and so
-        # calls no on_save_checkpoint
-        if trainer.state.fn == "fit":
-            self.check(trainer, pl_module, trainer.datamodule.net_nll(pl_module.W, "train"), "the training NLL of W")
+        # calls no on_save_checkpoint: W's val NLL, just computed, tells as well as its training NLL would
+        if trainer.state.fn == "fit" and "val/loss" in trainer.callback_metrics:
+            self.check(trainer, pl_module, float(trainer.callback_metrics["val/loss"]), "the val NLL of W")
 
     def check(self, trainer: L.Trainer, pl_module: L.LightningModule, nll: float, what: str) -> None:
         uniform = math.log(len(pl_module.W))
