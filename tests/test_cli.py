@@ -1,5 +1,7 @@
 """`python train.py`, in-process: run directories, samples, summary, resume, W&B, configs, help and errors."""
 
+import json
+import math
 import random
 import shlex
 from pathlib import Path
@@ -169,11 +171,11 @@ def test_the_logger_gets_every_nth_steps_own_loss(workdir, words_file, train):
 @pytest.mark.slow
 def test_samples_marks_new_names_and_is_reproducible(workdir, words_file, train):
     outs = [train("--data.path", "words.txt", "--max_epochs", "1")[1] for _ in range(2)]
-    line0 = [line for line in outs[0].splitlines() if line.startswith("epoch 0 samples:")]
-    line1 = [line for line in outs[1].splitlines() if line.startswith("epoch 0 samples:")]
+    line0 = [line for line in outs[0].splitlines() if line.startswith("epoch 1 samples:")]
+    line1 = [line for line in outs[1].splitlines() if line.startswith("epoch 1 samples:")]
     assert line0 == line1 and len(line0) == 1
     words = set(words_file.read_text().split())
-    names = line0[0].removeprefix("epoch 0 samples: ").split()
+    names = line0[0].removeprefix("epoch 1 samples: ").split()
     assert all(name.endswith("*") == (name.rstrip("*") not in words) for name in names)
 
 
@@ -239,6 +241,12 @@ def test_W_is_basically_N(workdir, names_txt, train):
         "0",
         "--early_stopping",
         "false",
+        "--model.optimizer",
+        "sgd",
+        "--model.reg",
+        "0",
+        "--data.steps_per_epoch",
+        "100",
     )
     assert code == 0, err
     W = torch.load(summary["last_ckpt"], weights_only=True)["state_dict"]["W"]
@@ -590,3 +598,21 @@ def test_the_sync_command_names_every_offline_segment_in_order(tmp_path):
         names[3],
         names[4],
     ]
+
+
+def test_the_readme_explains_every_key_of_summary_json(trained):
+    """README's table of summary.json's keys names exactly the keys a run writes; and the derived figures recompute
+    from the keys beside them."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("<!-- summary-keys -->")[1].split("<!-- /summary-keys -->")[0]
+    documented = set()
+    for row in [line for line in table.splitlines() if line.startswith("| `")]:
+        first = row.split("|")[1]
+        documented |= {key.strip("` ") for key in first.split(",")}
+    (path,) = trained.glob("runs/*/summary.json")
+    summary = json.loads(path.read_text())
+    assert documented == set(summary)
+    assert summary["train_gap"] == pytest.approx(summary["train_loss"] - summary["train_count_nll_unsmoothed"])
+    assert summary["val_gap"] == pytest.approx(summary["val_loss"] - summary["train_loss"])
+    assert summary["uniform_nll"] == pytest.approx(math.log(len(summary["vocab"])))
+    assert all(Path(summary[k]).is_absolute() for k in ("run_dir", "best_ckpt", "last_ckpt", "data_path"))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from bigram_lightning.datafile import WordFileDataModule
+
 pytestmark = pytest.mark.slow  # end-to-end: real processes, W&B runs, long trainings
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,15 +44,25 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
     proc = train_py(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc, tmp_path)
-    # early stopping ends the run once an epoch improves val NLL by less than 0.001: after 5 of the 10 epochs
-    epochs = summary["epochs"]
-    assert 3 <= epochs < 10 and f"early stopping: epoch {epochs - 1} improved val NLL by less than 0.001" in proc.stdout
+    # 200 steps of Adam (45 an epoch) to the count model: the final W's train gap ≤ 0.003 and every probability of
+    # softmax(W) within 0.02 of the training split's count model on rows with 1,000 training pairs or more
+    steps = summary["global_step"]
+    assert steps == 200 and summary["epochs"] == pytest.approx(200 / 45, abs=0.01)
+    assert 0 <= summary["train_gap"] <= 0.003
+    last = torch.load(summary["last_ckpt"], weights_only=True)
+    dm = WordFileDataModule(path=str(tmp_path / "data" / "names.txt"), cache_dir=str(tmp_path / "data" / "cache"))
+    dm.setup("fit")
+    N = dm.counts["train"]
+    rows = N.sum(1) >= 1000
+    P = N.double() / N.sum(1, keepdim=True)
+    assert (last["state_dict"]["W"].double().softmax(1) - P)[rows].abs().max() <= 0.02
     samples = [line for line in proc.stdout.splitlines() if " samples: " in line]
-    assert [line.split(" samples: ")[0] for line in samples] == [f"epoch {n}" for n in range(epochs)]
-    # stdout is a pipe: a plain line of losses per epoch, no progress bar's carriage returns or escape codes
-    losses = [line for line in proc.stdout.splitlines() if line.startswith("epoch ") and " samples: " not in line]
-    assert [line.split(":")[0] for line in losses] == [f"epoch {n}" for n in range(epochs)]
-    assert "train NLL" in losses[0] and "(count model" in losses[0]
+    epochs = ["epoch 1", "epoch 2", "epoch 3", "epoch 4", "epoch 4.44"]  # (the last: where step 200 ends the run)
+    assert [line.split(" samples: ")[0] for line in samples] == epochs
+    # stdout is a pipe: a plain line of losses per validation (every 25 steps), no progress bar's carriage returns
+    losses = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split(" (")[0] for line in losses] == [f"step {n}" for n in range(25, 201, 25)]
+    assert losses[0].startswith("step 25 (epoch 0.56): train NLL") and "(count model" in losses[0]
     assert "\r" not in proc.stdout and "\x1b" not in proc.stdout
     assert abs(summary["val_loss"] - summary["val_count_nll"]) <= 0.01
     assert abs(summary["test_loss"] - summary["test_count_nll"]) <= 0.01
@@ -62,7 +74,7 @@ def test_default_run_reaches_the_count_model_then_resumes(tmp_path, names_txt):
     resumed = train_py(tmp_path, "--ckpt_path", "last", "--max_epochs", "12")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = summary_of(resumed, tmp_path)
-    assert after["global_step"] == summary["global_step"] // epochs * 12  # all 12 epochs: the user asked for them
+    assert after["global_step"] == 45 * 12 and after["epochs"] == 12  # all 12 epochs: the user asked for them
     assert after["wandb_id"] == summary["wandb_id"] and after["run_dir"] == summary["run_dir"]
 
 
@@ -170,6 +182,8 @@ RECORDER = """
 import lightning as L
 import torch
 
+from bigram_lightning.datafile import WordFileDataModule
+
 
 
 class RecordPairs(L.Callback):
@@ -182,8 +196,8 @@ class RecordPairs(L.Callback):
         self.pairs.append([])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        xs, ys, n_step = batch
-        self.pairs[-1].append(xs * len(pl_module.W) + ys)
+        xenc, ys, n_step = batch  # (the one-hot rows: their characters are the ones' columns)
+        self.pairs[-1].append(xenc.argmax(1) * len(pl_module.W) + ys)
 
     def on_train_end(self, trainer, pl_module):
         torch.save([torch.cat(p) for p in self.pairs], f"{self.out}/pairs-rank{trainer.global_rank}.pt")
@@ -261,7 +275,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     summary = summary_of(proc, tmp_path)
     # one run directory for both processes, samples printed by rank 0 only
     assert len(list((tmp_path / "runs").iterdir())) == 1
-    assert sum(line.startswith("epoch 0 samples:") for line in proc.stdout.splitlines()) == 1
+    assert sum(line.startswith("epoch 1 samples:") for line in proc.stdout.splitlines()) == 1
     assert summary["val_loss"] < 3.0
     # every epoch, the two ranks together trained on each pair of the split exactly once
     rank0, rank1 = (torch.load(tmp_path / f"pairs-rank{r}.pt") for r in (0, 1))

@@ -81,14 +81,15 @@ def results(cli, tested: dict) -> dict:
     """The NLLs: the final W's on train (exactly, from the split's counts, before the test loaded best.ckpt),
     best.ckpt's on val and test (the model the test and the tools use), beside the count models'."""
     dm = cli.datamodule
-    best = cli.best
+    # best.ckpt's, as logged; or the tested W's, which the model holds, when none was logged: the final W's when
+    # training ended before its first validation (--trainer.max_steps within the first epoch: no best.ckpt)
+    val_loss = cli.best.best_model_score
+    val_loss = dm.net_nll(cli.model.W, "val") if val_loss is None else float(val_loss)
     summary = {
         "train_loss": cli.final_train_nll,
         "train_count_nll": dm.count_nll("train"),
         "train_count_nll_unsmoothed": dm.count_nll("train", smoothing=0),
-        # best.ckpt's, as the Trainer logged it; or the final W's, when training ended before its first validation
-        # (--trainer.max_steps within the first epoch), so that best.ckpt does not exist
-        "val_loss": float(best.best_model_score) if best.best_model_path else dm.net_nll(cli.model.W, "val"),
+        "val_loss": val_loss,
         "val_count_nll": dm.count_nll("val"),
         "test_loss": tested["test/loss"],
         "test_count_nll": tested["test/count_nll"],

@@ -68,11 +68,12 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
         if (run_dir / "run.json").is_file():
             return run_dir, False
     name = launcher_run_name()
+    runs = Path(runs_dir).absolute()  # (a resumed run's is absolute too: the same directory, written the same way)
     if name is not None:
-        return Path(runs_dir) / name, not (Path(runs_dir) / name / "run.json").is_file()
+        return runs / name, not (runs / name / "run.json").is_file()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in itertools.count(1):
-        run_dir = Path(runs_dir) / (stamp if n == 1 else f"{stamp}-{n}")
+        run_dir = runs / (stamp if n == 1 else f"{stamp}-{n}")
         try:
             run_dir.mkdir(parents=True)
             return run_dir, True
