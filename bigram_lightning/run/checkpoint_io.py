@@ -62,6 +62,12 @@ class LastCheckpoint(Checkpoint):
         if self.every and trainer.global_step % self.every == 0 and batch_idx + 1 < trainer.num_training_batches:
             self.save(trainer)
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the last step of --trainer.max_steps, mid-epoch: saved after its validation and before Lightning counts the
+        # cut epoch as done, so that a resume with more epochs trains the rest of it (the epoch's end saves nothing)
+        if trainer.state.fn == "fit" and 0 < trainer.max_steps <= trainer.global_step:
+            self.save(trainer)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
 
