@@ -285,11 +285,12 @@ def test_a_list_too_short_for_its_splits_is_refused_before_wandb_or_a_run_direct
 def test_a_vocabulary_too_large_for_memory_is_refused_up_front(workdir, train, monkeypatch):
     from bigram_lightning import datafile as data
 
-    monkeypatch.setattr(data, "physical_memory", lambda: 1e9)  # 1 GB: V = 6,001 needs 36·V² bytes, 1.3 GB
+    monkeypatch.setattr(data, "available_memory", lambda: 1e9)  # 1 GB free: V = 6,001 needs 0.5 GB + 52·V², 2.4 GB
     chars = [chr(0x4E00 + i) for i in range(6000)]  # CJK ideographs, as a Chinese word list has them
     (workdir / "cjk.txt").write_text("\n".join("".join(chars[i : i + 3]) for i in range(0, 6000, 3)) + "\n")
     code, out, err, _ = train("--data.path", "cjk.txt", "--max_epochs", "1")
-    words = ["data file cjk.txt has 6001 distinct characters", "about 1.3 GB", "1.0 GB", "fewer distinct characters"]
+    words = ["data file cjk.txt has 6001 distinct characters", "about 2.4 GB", "the 1.0 GB of memory free"]
+    words += ["fewer distinct characters"]
     assert_refused(workdir, code, out, err, words)
 
 

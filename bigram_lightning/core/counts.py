@@ -25,27 +25,31 @@ def count_logprobs(N: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
 
 
 def nll_from_counts(logprobs: torch.Tensor, N: torch.Tensor) -> float:
-    """Mean NLL over every pair counted in N, given log-probabilities; 0·log 0 counts as 0."""
-    return nlls_by_rows(lambda rows: logprobs[rows], [N])[0]
+    """Mean NLL over every pair counted in N, given log-probabilities (over the cells N saw: 0·log 0 counts as 0)."""
+    xs, ys = N.nonzero(as_tuple=True)
+    n = N[xs, ys].double()
+    return float(-(n * logprobs[xs, ys].double()).sum() / n.sum())
 
 
 def net_nll(W: torch.Tensor, *Ns: torch.Tensor) -> list[float]:
-    """Mean NLL of the net with weights W over every pair counted in each N: -Σ N ⊙ log softmax(W) / Σ N (one
-    log-softmax of W for all of them)."""
-    return nlls_by_rows(lambda rows: W[rows].detach().double().log_softmax(dim=1), Ns)
+    """Mean NLL of the net with weights W over every pair counted in each N: -Σ N ⊙ log softmax(W) / Σ N, as
+    Σ n_x logsumexp(W[x]) - Σ N ⊙ W over the cells that were seen (one logsumexp of W for all of them: 1.5 s at
+    V = 10,001 where the whole log-softmax took 3.6)."""
+    W = W.detach()
+    lse = torch.cat([W[start : start + ROWS].double().logsumexp(dim=1).cpu() for start in range(0, len(W), ROWS)])
+    nlls = []
+    for N in Ns:
+        xs, ys = N.nonzero(as_tuple=True)  # the cells seen, on the CPU as N is
+        n = N[xs, ys].double()
+        seen = W[xs.to(W.device), ys.to(W.device)].double().cpu()
+        nlls.append(float(-(n * (seen - lse[xs])).sum() / n.sum()))
+    return nlls
 
 
 def count_nll(N_train: torch.Tensor, N: torch.Tensor, smoothing: float = 1.0) -> float:
-    """Mean NLL over the pairs counted in N of the count model built from N_train."""
-    return nlls_by_rows(lambda rows: count_logprobs(N_train[rows], smoothing), [N])[0]
-
-
-def nlls_by_rows(logprobs_of, Ns) -> list[float]:
-    totals = [torch.zeros((), dtype=torch.float64) for _ in Ns]
-    for start in range(0, len(Ns[0]), ROWS):
-        rows = slice(start, start + ROWS)
-        logprobs = logprobs_of(rows).double()
-        for total, N in zip(totals, Ns):
-            n = N[rows].to(logprobs.device, torch.float64)
-            total += torch.where(n > 0, n * logprobs, 0.0).sum().cpu()
-    return [float(-total / N.sum()) for total, N in zip(totals, Ns)]
+    """Mean NLL over the pairs counted in N of the count model built from N_train, over the cells N saw."""
+    xs, ys = N.nonzero(as_tuple=True)
+    n = N[xs, ys].double()
+    rows = N_train.sum(1, dtype=torch.float64) + smoothing * N_train.shape[1]
+    logprobs = ((N_train[xs, ys].double() + smoothing) / rows[xs]).log()
+    return float(-(n * logprobs).sum() / n.sum())
