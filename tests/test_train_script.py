@@ -155,8 +155,29 @@ def test_ctrl_c_while_starting_leaves_no_run_and_no_traceback(tmp_path):
     assert list((tmp_path / "runs").iterdir()) == []
 
 
-def test_help_is_whole_when_the_process_leaves_through_os_exit(tmp_path, capsys, monkeypatch):
-    """train.py leaves through os._exit (no interpreter teardown): --help's every line still reaches the pipe."""
+@pytest.mark.parametrize("after", [0.05, 0.3, 0.8, 1.5, 2.5])
+def test_ctrl_c_during_the_imports_is_one_line_and_exit_130(tmp_path, after):
+    """Ctrl-C from train.py's first statement on: during the imports of torch, Lightning and W&B (the first seconds
+    of every run) it ends in at most one line, exit code 130, no traceback, and no run directory."""
+    import signal
+    import time
+
+    env = {**os.environ, "HOME": str(tmp_path)}
+    args = [sys.executable, str(REPO / "train.py"), "--data.path", "missing.txt"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 2:  # (the imports were done: the data file was found missing first, in one line)
+        assert err.startswith("error: data file missing.txt not found") and err.count("\n") == 1
+        return
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.count("\n") <= 1 and out == ""
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_is_whole_through_a_pipe(tmp_path, capsys, monkeypatch):
+    """--help's every line reaches the pipe, and ends as in-process."""
     from bigram_lightning.run.main import main
 
     monkeypatch.setenv("COLUMNS", "100")
