@@ -168,7 +168,7 @@ def draw_curve(history: list[dict], path: Path, subtitle: str = "") -> Path:
         Y = lambda v: y0 + h - (v - lo) / (hi - lo) * h  # noqa: E731
         for e in xs if len(xs) <= 20 else xs[:: len(xs) // 10 + 1]:
             draw.line((X(e), y0, X(e), y0 + h), "#e6e6e6")
-            text((X(e), y0 + h + 6), str(e), 10, anchor="ma")
+            text((X(e), y0 + h + 6), f"{e:g}", 10, anchor="ma")
         for v in MaxNLocator(nbins=6).tick_values(lo, hi):
             if lo <= v <= hi:
                 draw.line((x0, Y(v), x0 + w, Y(v)), "#e6e6e6")
