@@ -141,7 +141,8 @@ def check_val_interval(trainer, steps: int) -> None:
 # start-up warnings that do not apply: batches are slices of in-memory tensors (worker processes would only add
 # IPC); main passes its command line on purpose; the run directory is ours; a torch deprecation inside Lightning;
 # small word lists have fewer steps per epoch than the logging interval; an epoch without validation
-# (--trainer.check_val_every_n_epoch) has no val/loss for best.ckpt, which waits for the next validation
+# (--trainer.check_val_every_n_epoch) has no val/loss for best.ckpt, which waits for the next validation; a run
+# directory that moved since its last checkpoint (the report then reads best.ckpt's val NLL itself)
 IGNORED = (
     "does not have many workers",
     "args parameter is intended",
@@ -149,6 +150,7 @@ IGNORED = (
     "LeafSpec",
     "smaller than the logging interval",
     "could not find the monitored key",
+    "The dirpath has changed",
 )
 
 
