@@ -440,6 +440,10 @@ def test_wandb_run_tells_the_story(workdir, words_file, train, wandb_runs):
     assert names <= logged, names - logged
     assert {"val/loss", "test/loss", "val/count_nll", "val/best_loss"} <= run["summary"], run["summary"]
     # W&B's run summary as its table shows it: the last val/loss a plain number, best.ckpt's under its own key
+    # one epoch numbering: W&B's epoch of each validation is the epochs trained, as the console and summary.json
+    # count them (600 words, full batch: an epoch a step)
+    assert [row["epoch"] for row in run["rows"] if "val/loss" in row] == [1.0, 2.0] and summary["epochs"] == 2
+    assert [line.split(" samples:")[0] for line in out.splitlines() if " samples:" in line] == ["epoch 1", "epoch 2"]
     values = run["summary_values"]
     last_val = [row["val/loss"] for row in run["rows"] if "val/loss" in row][-1]
     assert isinstance(values["val/loss"], float) and values["val/loss"] == pytest.approx(last_val)

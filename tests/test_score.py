@@ -108,6 +108,36 @@ def test_bad_word_lists_are_one_line(in_trained, tmp_path, monkeypatch, tool, co
     assert code == 2 and out == "" and err.startswith(message) and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo", "binary", "bom-and-nfc"])
+def test_the_word_list_is_read_as_training_reads_its_data_file(in_trained, tmp_path, monkeypatch, tool, kind):
+    """A directory and a FIFO are named as what they are (not 'not found'); binary text is refused as train.py refuses
+    it; a byte-order mark and decomposed accents are read as training reads them."""
+    import os
+
+    ckpt = next(in_trained.glob("runs/*/checkpoints/last.ckpt"))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "list.txt"
+    expected = {
+        "directory": "error: word list list.txt is a directory: pass a UTF-8 file",
+        "fifo": "error: word list list.txt is not a regular file (a FIFO, a device, …): pass a UTF-8 file",
+        "binary": "error: word list list.txt looks binary (control character U+0000 at byte 4)",
+    }
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "binary":
+        path.write_bytes(b"emma\x00\x01\n")
+    else:
+        path.write_bytes("\ufeffemma\nzoe\u0301\n".encode())
+    code, out, err = tool(main, "list.txt", "--ckpt", str(ckpt), "--json")
+    if kind in expected:
+        assert code == 2 and out == "" and err.startswith(expected[kind]) and len(err.splitlines()) == 1, err
+        return
+    rows = [json.loads(line) for line in out.splitlines()[:-1]]
+    assert code == 0 and [r["word"] for r in rows] == ["emma", "zoé"]  # (zoé composed: one character é)
+
+
 def test_missing_checkpoint_is_one_line(workdir, tool):
     (workdir / "list.txt").write_text("emma\n")
     code, _, err = tool(main, "list.txt")
