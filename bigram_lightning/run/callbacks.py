@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from bigram_lightning.core.sampling import sample_names
 from bigram_lightning.run.errors import NO_ROOM, UserError
+from bigram_lightning.run.files import shown
 from bigram_lightning.run.stopping import epochs_trained
 
 
@@ -153,9 +154,9 @@ class DrawPictures(L.Callback):
             if e.errno not in NO_ROOM:
                 raise
             raise UserError(
-                f"cannot write the pictures into {run_dir} ({e.strerror or e}): free some space, or pass --pictures "
-                f"false; the checkpoints are whole: {run_dir / 'checkpoints' / 'last.ckpt'} holds step "
-                f"{trainer.global_step}, and python train.py --ckpt_path last finishes the run"
+                f"cannot write the pictures into {shown(run_dir)} ({e.strerror or e}): free some space, or pass "
+                f"--pictures false; the checkpoints are whole: {shown(run_dir / 'checkpoints' / 'last.ckpt')} holds "
+                f"step {trainer.global_step}, and python train.py --ckpt_path last finishes the run"
             ) from None
 
 

@@ -43,3 +43,11 @@ def atomic_file(path: Path):
 def write_atomic(path: Path, data: bytes) -> None:
     with atomic_file(path) as f:
         f.write(data)
+
+
+def shown(path) -> str:
+    """A path as printed: relative to the current directory when it lies below it, else absolute (never ../..)."""
+    path = Path(path).resolve()
+    if path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)

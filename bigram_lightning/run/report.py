@@ -15,16 +15,8 @@ import torch
 from bigram_lightning.run import INTERRUPTED_WHILE_STARTING
 from bigram_lightning.run.callbacks import DrawPictures
 from bigram_lightning.run.errors import NO_ROOM, Stopped, reader_gone
-from bigram_lightning.run.files import write_atomic
+from bigram_lightning.run.files import shown, write_atomic
 from bigram_lightning.run.stopping import StopWhenFlat, epochs_trained
-
-
-def shown(path) -> str:
-    """A path as printed: relative to the current directory when it lies below it, else absolute (never ../..)."""
-    path = Path(path).resolve()
-    if path.is_relative_to(Path.cwd()):
-        return str(path.relative_to(Path.cwd()))
-    return str(path)
 
 
 def absolute(path) -> Optional[str]:

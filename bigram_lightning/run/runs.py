@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from bigram_lightning.run.errors import UserError
-from bigram_lightning.run.files import write_atomic
+from bigram_lightning.run.files import shown, write_atomic
 
 RUN_DIR_ENV = "BIGRAM_LIGHTNING_RUN_DIR"  # where the processes DDP starts find the first process's run directory
 
@@ -80,7 +80,9 @@ def run_dir_for(runs_dir: str, ckpt_path: Optional[str]) -> tuple[Path, bool]:
         except FileExistsError:
             continue
         except OSError as e:  # a file in the way, a read-only place, no permission
-            raise UserError(f"--runs_dir {runs_dir}: cannot make {run_dir} ({e.strerror}): pass a writable directory")
+            raise UserError(
+                f"--runs_dir {runs_dir}: cannot make {shown(run_dir)} ({e.strerror}): pass a writable directory"
+            ) from None
 
 
 def open_run(run_dir: Path, new: bool, restart: bool, wandb_id: Optional[str], config: Optional[str]) -> dict:

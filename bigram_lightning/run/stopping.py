@@ -7,6 +7,7 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 
 from bigram_lightning.run.errors import Diverged
+from bigram_lightning.run.files import shown
 
 
 def epochs_trained(trainer: L.Trainer) -> float:
@@ -45,7 +46,9 @@ class StopOnDivergence(L.Callback):
         if trainer.strategy.reduce_boolean_decision(not nll < self.factor * uniform, all=False):  # (NaN too)
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-            saved = f"the last good checkpoint, {last}, is intact" if last.is_file() else "no checkpoint was saved"
+            saved = "no checkpoint was saved"
+            if last.is_file():
+                saved = f"the last good checkpoint, {shown(last)}, is intact"
             raise Diverged(
                 f"training diverged at step {trainer.global_step} (epoch {epochs_trained(trainer):g}): {what} is "
                 f"{nll:.4g} (the uniform model's is {uniform:.2f}) at lr {lr:.4g}: lower --model.lr or "
